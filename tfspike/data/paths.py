@@ -1,0 +1,57 @@
+"""Where datasets live: ``--data_dir``, then ``TFSPIKE_DATA``, then the public download."""
+
+import os
+
+from tfspike.errors import MissingDataError
+
+ENV_DATA = "TFSPIKE_DATA"
+ENV_OFFLINE = "TFSPIKE_OFFLINE"  # set to 1 to skip download attempts (tests, air-gapped machines)
+
+
+def data_dir_from(data_dir=None):
+    """The local data folder: the explicit argument, else ``$TFSPIKE_DATA``, else ``None``."""
+    d = data_dir or os.environ.get(ENV_DATA) or None
+    return os.path.expanduser(d) if d else None
+
+
+def find_local(data_dir, *relpaths):
+    """Return ``data_dir/relpath`` for the first relpath that exists, else ``None``."""
+    d = data_dir_from(data_dir)
+    if d is None:
+        return None
+    for rel in relpaths:
+        p = os.path.join(d, rel)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def downloads_allowed():
+    return os.environ.get(ENV_OFFLINE, "0").lower() not in ("1", "true", "yes")
+
+
+def missing_data(name, relpath, data_dir, download_error=None):
+    """The one-line error for a dataset that is neither local nor downloadable."""
+    d = data_dir_from(data_dir)
+    where = (f"{os.path.join(d, relpath)} does not exist" if d
+             else f"no local copy (set --data_dir or {ENV_DATA} to a folder containing {relpath})")
+    if download_error is None:
+        tail = f"downloads are disabled ({ENV_OFFLINE}=1)" if not downloads_allowed() else "no download source"
+    else:
+        msg = str(download_error).strip().splitlines()
+        tail = f"download failed: {msg[-1] if msg else type(download_error).__name__}"
+    return MissingDataError(f"{name} not found: {where}; {tail}. "
+                            f"Put the files at <data_dir>/{relpath} and pass --data_dir or set {ENV_DATA}.")
+
+
+def load_or_download(name, relpath, data_dir, read_local, download):
+    """``read_local(path)`` if ``<data_dir>/<relpath>`` exists, else ``download()``; a clear error if both fail."""
+    p = find_local(data_dir, relpath)
+    if p is not None:
+        return read_local(p)
+    if not downloads_allowed():
+        raise missing_data(name, relpath, data_dir)
+    try:
+        return download()
+    except Exception as e:  # noqa: BLE001 - any network/HTTP/IO failure becomes one clear line
+        raise missing_data(name, relpath, data_dir, download_error=e) from e

@@ -1,0 +1,74 @@
+"""Atomic file writing: a crash never leaves a half-written checkpoint or results file behind."""
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` with ``os.replace``.
+
+    ``suffix`` is kept at the end of the temporary name because Keras checks file endings
+    (``.keras``, ``.weights.h5``).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix, dir=directory)
+    os.close(fd)
+    os.unlink(tmp)  # Keras/h5py want to create the file themselves
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _suffix(path):
+    for s in (".weights.h5", ".keras", ".h5", ".json", ".npz", ".npy", ".png"):
+        if str(path).endswith(s):
+            return s
+    return os.path.splitext(str(path))[1]
+
+
+def save_model_atomic(model, path):
+    """``model.save(path)`` (a ``.keras`` file) written to a temporary file and renamed."""
+    with atomic_path(path, ".keras") as tmp:
+        model.save(tmp)
+
+
+def save_weights_atomic(model, path):
+    """``model.save_weights(path)`` (a ``.weights.h5`` file) written to a temporary file and renamed."""
+    with atomic_path(path, ".weights.h5") as tmp:
+        model.save_weights(tmp)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    return obj
+
+
+def write_json_atomic(path, obj):
+    """Write ``obj`` as indented JSON (numpy values converted, NaN → null) atomically."""
+    with atomic_path(path, _suffix(path)) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(_jsonable(obj), f, indent=2, sort_keys=False)
+            f.write("\n")
+
+
+def save_npz_atomic(path, **arrays):
+    import numpy as np
+
+    with atomic_path(path, ".npz") as tmp:
+        np.savez(tmp, **arrays)
