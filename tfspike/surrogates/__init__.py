@@ -1,0 +1,1 @@
+"""Surrogate gradients: small pluggable, serialisable objects (sinabs style)."""
