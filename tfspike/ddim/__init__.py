@@ -1,0 +1,1 @@
+"""Spiking DDIM: the keras-io diffusion model with FS-Swish block activations (spec fs.md §5)."""

@@ -1,0 +1,260 @@
+"""Denoising Diffusion Implicit Model (keras-io example by A. Béres) around the tfspike U-Net.
+
+Continuous cosine schedule, EMA network over all weights (BN statistics included), MAE noise loss,
+image loss (MAE of the predicted clean image, a metric), KID on validation batches, deterministic DDIM
+sampling (η = 0). The block activation of the U-Net is swish (ANN) or a fixed FS-Swish layer trained
+end to end through its surrogate gradient (spec fs.md §5).
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from tfspike.ddim.kid import KID
+from tfspike.ddim.unet import fs_layers, residual_unet
+
+
+@keras.saving.register_keras_serializable(package="tfspike")
+class DiffusionModel(keras.Model):
+    """DDIM with an EMA copy of the U-Net.
+
+    Args:
+        image_size, channels: image shape S×S×C.
+        widths, block_depth, activation, fs_params, voltage_scaling, embedding_dims,
+            embedding_max_frequency: the U-Net (:func:`tfspike.ddim.unet.residual_unet`).
+        min_signal_rate, max_signal_rate: cosine schedule end points (0.02, 0.95).
+        ema: EMA decay of the evaluation network (0.999).
+        kid_diffusion_steps: DDIM steps of the images generated for KID (5).
+        kid_encoder: a Keras model, images in [0, 1] → features; ``None``: no KID metric.
+        kid_name: the KID metric name, e.g. ``kid_fmnist_cnn128`` (history key ``val_<kid_name>``).
+        seed: seed of the noise and diffusion-time generator.
+
+    Input shape: images ``(batch, S, S, C)`` in [0, 1] (``fit``/``evaluate`` data).
+    Output shape: ``generate(n, steps)`` → ``(n, S, S, C)`` in [0, 1].
+
+    Example:
+        >>> model = DiffusionModel(32, 1, widths=(32, 64, 96, 128), activation="fs_swish",
+        ...                        fs_params="published")
+        >>> model.normalizer.adapt(train_images)
+        >>> model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4), jit_compile=True)
+        >>> model.fit(train_ds, epochs=1, validation_data=val_ds)
+        >>> images = model.generate(16, 20)
+    """
+
+    def __init__(self, image_size, channels=3, widths=(32, 64, 96, 128), block_depth=2, activation="swish",
+                 fs_params="published", voltage_scaling="abs_plus_one", embedding_dims=32,
+                 embedding_max_frequency=1000.0, min_signal_rate=0.02, max_signal_rate=0.95, ema=0.999,
+                 kid_diffusion_steps=5, kid_encoder=None, kid_name="kid", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size, self.channels = int(image_size), int(channels)
+        self.widths, self.block_depth = [int(w) for w in widths], int(block_depth)
+        self.activation_name = activation if isinstance(activation, str) else None
+        self.fs_params = fs_params if isinstance(fs_params, str) else None
+        self.voltage_scaling = voltage_scaling
+        self.embedding_dims, self.embedding_max_frequency = int(embedding_dims), float(embedding_max_frequency)
+        self.min_signal_rate, self.max_signal_rate = float(min_signal_rate), float(max_signal_rate)
+        self.ema, self.kid_diffusion_steps = float(ema), int(kid_diffusion_steps)
+        self.kid_name, self.seed = kid_name, seed
+        self.normalizer = layers.Normalization(name="normalizer")
+        self.network = residual_unet(image_size, channels, widths, block_depth, activation, fs_params,
+                                     voltage_scaling, embedding_dims,
+                                     embedding_max_frequency=embedding_max_frequency, name="network")
+        self.ema_network = keras.models.clone_model(self.network)
+        self.ema_network.name = "ema_network"
+        self.ema_network.set_weights(self.network.get_weights())
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.noise_loss_tracker = keras.metrics.Mean(name="n_loss")
+        self.image_loss_tracker = keras.metrics.Mean(name="i_loss")
+        self.kid_metric = KID(kid_encoder, name=kid_name) if kid_encoder is not None else None
+        self._generate_fns = {}
+        # Sub-networks are functional and built already; adapt() later fills the normaliser.
+        self.normalizer.build((None, self.image_size, self.image_size, self.channels))
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size, "channels": self.channels,
+                "widths": self.widths, "block_depth": self.block_depth,
+                "activation": self.activation_name or "swish", "fs_params": self.fs_params or "published",
+                "voltage_scaling": self.voltage_scaling, "embedding_dims": self.embedding_dims,
+                "embedding_max_frequency": self.embedding_max_frequency,
+                "min_signal_rate": self.min_signal_rate, "max_signal_rate": self.max_signal_rate,
+                "ema": self.ema, "kid_diffusion_steps": self.kid_diffusion_steps, "seed": self.seed}
+
+    @property
+    def metrics(self):
+        m = [self.noise_loss_tracker, self.image_loss_tracker]
+        return m + ([self.kid_metric] if self.kid_metric is not None else [])
+
+    # -- schedule and denoising ----------------------------------------------------------------
+
+    def diffusion_schedule(self, diffusion_times):
+        """Continuous cosine schedule: (noise_rates, signal_rates) = (sin, cos) of the angle."""
+        start_angle = math.acos(self.max_signal_rate)
+        end_angle = math.acos(self.min_signal_rate)
+        angles = start_angle + diffusion_times * (end_angle - start_angle)
+        return ops.sin(angles), ops.cos(angles)
+
+    def denoise(self, noisy_images, noise_rates, signal_rates, training):
+        network = self.network if training else self.ema_network
+        pred_noises = network([noisy_images, noise_rates ** 2], training=training)
+        pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
+        return pred_noises, pred_images
+
+    def denormalize(self, images):
+        images = self.normalizer.mean + images * ops.sqrt(self.normalizer.variance)
+        return ops.clip(images, 0.0, 1.0)
+
+    def reverse_diffusion(self, initial_noise, diffusion_steps):
+        """Deterministic DDIM (η = 0) from t = 1 in ``diffusion_steps`` equal steps; returns the
+        last predicted (normalised) clean images. The loop over sampling steps is unrolled in the graph."""
+        num_images = ops.shape(initial_noise)[0]
+        step_size = 1.0 / diffusion_steps
+        next_noisy_images = initial_noise
+        pred_images = None
+        for step in range(diffusion_steps):
+            noisy_images = next_noisy_images
+            diffusion_times = ops.ones((num_images, 1, 1, 1)) - step * step_size
+            noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+            pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=False)
+            next_noise_rates, next_signal_rates = self.diffusion_schedule(diffusion_times - step_size)
+            next_noisy_images = next_signal_rates * pred_images + next_noise_rates * pred_noises
+        return pred_images
+
+    def _generate(self, initial_noise, diffusion_steps):
+        return self.denormalize(self.reverse_diffusion(initial_noise, diffusion_steps))
+
+    def generate(self, num_images, diffusion_steps, initial_noise=None, seed=None):
+        """``num_images`` images in [0, 1] from Gaussian noise (or ``initial_noise``) in
+        ``diffusion_steps`` DDIM steps, through one XLA-compiled function per (shape, steps)."""
+        if initial_noise is None:
+            initial_noise = keras.random.normal((num_images, self.image_size, self.image_size, self.channels),
+                                                seed=seed if seed is not None else self.seed_generator)
+        key = (int(initial_noise.shape[0]), int(diffusion_steps))
+        if key not in self._generate_fns:
+            self._generate_fns[key] = tf.function(lambda noise: self._generate(noise, key[1]),
+                                                  jit_compile=True, reduce_retracing=True)
+        return self._generate_fns[key](tf.convert_to_tensor(initial_noise, tf.float32))
+
+    # -- training and evaluation ---------------------------------------------------------------
+
+    def _noisy_batch(self, images):
+        batch = ops.shape(images)[0]
+        noises = keras.random.normal((batch, self.image_size, self.image_size, self.channels),
+                                     seed=self.seed_generator)
+        diffusion_times = keras.random.uniform((batch, 1, 1, 1), 0.0, 1.0, seed=self.seed_generator)
+        noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+        return noises, noise_rates, signal_rates, signal_rates * images + noise_rates * noises
+
+    def train_step(self, images):
+        images = self.normalizer(images, training=True)
+        noises, noise_rates, signal_rates, noisy_images = self._noisy_batch(images)
+        with tf.GradientTape() as tape:
+            pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=True)
+            noise_loss = ops.mean(ops.abs(noises - pred_noises))
+            image_loss = ops.mean(ops.abs(images - pred_images))
+        gradients = tape.gradient(noise_loss, self.network.trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, self.network.trainable_weights))
+        self.noise_loss_tracker.update_state(noise_loss)
+        self.image_loss_tracker.update_state(image_loss)
+        # EMA over all weights, BN moving statistics included (keras-io).
+        for weight, ema_weight in zip(self.network.weights, self.ema_network.weights):
+            ema_weight.assign(self.ema * ema_weight + (1.0 - self.ema) * weight)
+        return {"n_loss": self.noise_loss_tracker.result(), "i_loss": self.image_loss_tracker.result()}
+
+    def test_step(self, images):
+        images = self.normalizer(images, training=False)
+        noises, noise_rates, signal_rates, noisy_images = self._noisy_batch(images)
+        pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=False)
+        self.noise_loss_tracker.update_state(ops.mean(ops.abs(noises - pred_noises)))
+        self.image_loss_tracker.update_state(ops.mean(ops.abs(images - pred_images)))
+        logs = {"n_loss": self.noise_loss_tracker.result(), "i_loss": self.image_loss_tracker.result()}
+        if self.kid_metric is not None:
+            real = self.denormalize(images)
+            initial_noise = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+            generated = self._generate(initial_noise, self.kid_diffusion_steps)
+            self.kid_metric.update_state(real, generated)
+            logs[self.kid_name] = self.kid_metric.result()
+        return logs
+
+    def noise_gradients(self, images, seed=0):
+        """Gradients of the noise loss w.r.t. the trainable weights for one batch (no update; tests, E4)."""
+        images = self.normalizer(images, training=True)
+        gen = keras.random.SeedGenerator(seed)
+        batch = ops.shape(images)[0]
+        noises = keras.random.normal(ops.shape(images), seed=gen)
+        noise_rates, signal_rates = self.diffusion_schedule(keras.random.uniform((batch, 1, 1, 1), seed=gen))
+        noisy_images = signal_rates * images + noise_rates * noises
+        with tf.GradientTape() as tape:
+            pred_noises, _ = self.denoise(noisy_images, noise_rates, signal_rates, training=True)
+            loss = ops.mean(ops.abs(noises - pred_noises))
+        return loss, tape.gradient(loss, self.network.trainable_weights)
+
+
+def fs_spike_probe(network):
+    """A model ``[noisy, variance] -> [input of each FS layer]`` and the FS layers (in graph order)."""
+    sites = fs_layers(network)
+    if not sites:
+        return None, []
+    return keras.Model(network.inputs, [layer.input for layer in sites]), sites
+
+
+def sample_fs_spike_stats(model, num_images, diffusion_steps, seed=0, batch_size=None):
+    """Spikes per FS neuron per network call during deterministic DDIM sampling with the EMA network.
+
+    Runs the sampler step by step; at every step, the input of each FS layer is recorded through a
+    probe model and its spikes are counted with ``tfspike.fs.fs_forward(..., return_spike_count=True)``
+    (the layer output is never changed). Returns ``{"per_site": {name: {"n_neurons", "spikes_per_neuron"}},
+    "spikes_per_neuron": total spikes / (Σ neurons · images · steps), "n_neurons": Σ neurons,
+    "num_images", "diffusion_steps"}``, or ``None`` for a network without FS layers.
+    """
+    from tfspike.fs import fs_forward
+
+    probe, sites = fs_spike_probe(model.ema_network)
+    if probe is None:
+        return None
+    params = [_layer_params(layer) for layer in sites]
+    batch_size = batch_size or num_images
+
+    @tf.function(jit_compile=True)
+    def count_step(noisy_images, noise_rates):
+        inputs = probe([noisy_images, noise_rates ** 2], training=False)
+        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        counts = []
+        for x, (h, d, T, scaling) in zip(inputs, params):
+            _, n = fs_forward(x, h, d, T, voltage_scaling=scaling, return_spike_count=True)
+            counts.append(tf.reduce_sum(tf.cast(n, tf.float64)))
+        return tf.stack(counts)
+
+    totals = np.zeros(len(sites), np.float64)
+    gen = np.random.default_rng(seed)
+    done = 0
+    while done < num_images:
+        b = min(batch_size, num_images - done)
+        noisy = tf.constant(gen.standard_normal((b, model.image_size, model.image_size, model.channels)),
+                            tf.float32)
+        step_size = 1.0 / diffusion_steps
+        for step in range(diffusion_steps):
+            times = tf.ones((b, 1, 1, 1)) - step * step_size
+            noise_rates, signal_rates = model.diffusion_schedule(times)
+            totals += count_step(noisy, noise_rates).numpy()
+            pred_noises, pred_images = model.denoise(noisy, noise_rates, signal_rates, training=False)
+            next_noise_rates, next_signal_rates = model.diffusion_schedule(times - step_size)
+            noisy = next_signal_rates * pred_images + next_noise_rates * pred_noises
+        done += b
+    per_site, n_total = {}, 0
+    calls = num_images * diffusion_steps
+    for layer, total in zip(sites, totals):
+        n = math.prod(int(s) for s in layer.input.shape[1:])
+        n_total += n
+        per_site[layer.name] = {"n_neurons": n, "spikes_per_neuron": float(total / (n * calls))}
+    return {"spikes_per_neuron": float(totals.sum() / (n_total * calls)), "n_neurons": n_total,
+            "num_images": num_images, "diffusion_steps": diffusion_steps, "per_site": per_site}
+
+
+def _layer_params(layer):
+    cfg = layer.get_config()
+    return (np.asarray(cfg["h"], np.float32), np.asarray(cfg["d"], np.float32), np.asarray(cfg["T"], np.float32),
+            cfg.get("voltage_scaling", "abs_plus_one"))

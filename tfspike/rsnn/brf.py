@@ -1,0 +1,241 @@
+"""Balanced resonate-and-fire (BRF) and vanilla resonate-and-fire (RF) neurons (Higuchi et al., ICML 2024).
+
+Each neuron is a damped oscillator c = u + i v, integrated with explicit Euler (both updates read the
+previous (u, v); the input enters u only, scaled by dt)::
+
+    BRF:  b_t = p(w) - |b'| - q_{t-1}
+          u_t = u + dt (b_t u - w v + I_t);   v_t = v + dt (w u + b_t v)
+          z_t = H(u_t - theta - q_{t-1});     q_t = gamma q_{t-1} + z_t
+    RF:   the same rotation with the constant b = -|b'|, threshold theta, no q and no reset.
+
+``w = min(|omega|, max_omega_dt / dt)``: the guard keeps dt*w < 1, where the divergence boundary
+``p(w) = -dt w^2 / (1 + sqrt(1 - (dt w)^2))`` exists (the reference returns NaN beyond).
+
+The step functions are pure: ``brf_step(current, state, omega, b_offset, params, spike)``.
+``BRFCell`` / ``RFCell`` are ``keras.layers.RNN`` cells; ``BRF`` / ``RF`` are the sequence layers.
+"""
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from tfspike.rsnn.base import SpikingCellBase, SpikingSequenceBase, _pair
+from tfspike.surrogates.double_gaussian import DoubleGaussian
+
+
+class BRFParameters(NamedTuple):
+    """Constants of the BRF/RF neuron: Euler step, threshold, refractory decay and the omega guard."""
+
+    dt: float = 0.01
+    theta: float = 1.0
+    gamma: float = 0.9
+    max_omega_dt: float = 0.999
+
+
+class BRFState(NamedTuple):
+    z: tf.Tensor  # spikes of the previous step (the recurrent input)
+    u: tf.Tensor  # real part of the membrane
+    v: tf.Tensor  # imaginary part
+    q: tf.Tensor  # refractory trace (raises threshold and damping)
+
+
+class RFState(NamedTuple):
+    z: tf.Tensor
+    u: tf.Tensor
+    v: tf.Tensor
+
+
+def divergence_boundary(omega, dt):
+    """p(omega) = (-1 + sqrt(1 - (dt omega)^2)) / dt, in the cancellation-free form.
+
+    The largest damping b for which the Euler map |1 + dt (b + i omega)| <= 1. Needs |dt omega| < 1.
+    """
+    omega = tf.convert_to_tensor(omega)
+    x = dt * omega
+    return -dt * tf.square(omega) / (1.0 + tf.sqrt(1.0 - tf.square(x)))
+
+
+def effective_omega(omega, dt, max_omega_dt):
+    """|omega| clamped to max_omega_dt / dt (zero gradient while clamped); no clamp if max_omega_dt is None."""
+    w = tf.abs(omega)
+    return w if max_omega_dt is None else tf.minimum(w, max_omega_dt / dt)
+
+
+def brf_coefficients(omega, b_offset, params=BRFParameters()):
+    """Loop-invariant part of a BRF step: (w, p(w) - |b'|)."""
+    w = effective_omega(omega, params.dt, params.max_omega_dt)
+    return w, divergence_boundary(w, params.dt) - tf.abs(b_offset)
+
+
+def brf_update(current, state, coefficients, params=BRFParameters(), spike=None):
+    """One BRF step from precomputed coefficients ``(w, p(w) - |b'|)``. Returns ``(z_t, BRFState)``."""
+    spike = spike or DoubleGaussian()
+    _, u, v, q = state
+    w, base_damping = coefficients
+    b = base_damping - q
+    dt = params.dt
+    u_new = u + dt * (b * u - w * v + current)
+    v_new = v + dt * (w * u + b * v)  # the OLD u: explicit Euler
+    z = spike(u_new - params.theta - q)
+    q_new = params.gamma * q + z
+    return z, BRFState(z, u_new, v_new, q_new)
+
+
+def brf_step(current, state, omega, b_offset, params=BRFParameters(), spike=None):
+    """One BRF step with raw parameters ``omega`` and ``b_offset`` (abs applied here)."""
+    return brf_update(current, state, brf_coefficients(omega, b_offset, params), params, spike)
+
+
+def rf_coefficients(omega, b_offset, params=BRFParameters(max_omega_dt=None)):
+    """Loop-invariant part of an RF step: (w, -|b'|)."""
+    return effective_omega(omega, params.dt, params.max_omega_dt), -tf.abs(b_offset)
+
+
+def rf_update(current, state, coefficients, params=BRFParameters(max_omega_dt=None), spike=None):
+    """One vanilla RF step (no divergence boundary, no refractory trace, no reset)."""
+    spike = spike or DoubleGaussian()
+    _, u, v = state
+    w, b = coefficients
+    dt = params.dt
+    u_new = u + dt * (b * u - w * v + current)
+    v_new = v + dt * (w * u + b * v)
+    z = spike(u_new - params.theta)
+    return z, RFState(z, u_new, v_new)
+
+
+def rf_step(current, state, omega, b_offset, params=BRFParameters(max_omega_dt=None), spike=None):
+    """One RF step with raw parameters."""
+    return rf_update(current, state, rf_coefficients(omega, b_offset, params), params, spike)
+
+
+class _ResonatorCellBase(SpikingCellBase):
+    default_max_omega_dt = 0.999
+
+    def __init__(self, units, dt=0.01, theta=1.0, omega_init=(3.0, 5.0), b_offset_init=(0.1, 1.0),
+                 max_omega_dt="default", **kwargs):
+        super().__init__(units, **kwargs)
+        self.dt, self.theta = float(dt), float(theta)
+        if self.dt <= 0:
+            raise ValueError(f"dt must be > 0, got {dt}")
+        self.max_omega_dt = self.default_max_omega_dt if max_omega_dt == "default" else (
+            None if max_omega_dt is None else float(max_omega_dt))
+        if self.max_omega_dt is not None and not 0 < self.max_omega_dt < 1:
+            raise ValueError(f"max_omega_dt must be in (0, 1), got {max_omega_dt}")
+        self.omega_init = _pair(omega_init, "omega_init")
+        self.b_offset_init = _pair(b_offset_init, "b_offset_init")
+        limit = 1.0 / self.dt if self.max_omega_dt is None else self.max_omega_dt / self.dt
+        if self.max_omega_dt is not None and max(abs(a) for a in self.omega_init) > limit:
+            raise ValueError(f"omega_init {self.omega_init} exceeds max_omega_dt/dt = {limit:g}: "
+                             f"the divergence boundary p(omega) needs dt*|omega| < 1 (dt={self.dt:g})")
+
+    def _build_neuron_weights(self):
+        self.omega = self.add_weight(name="omega", shape=(self.units,),
+                                     initializer=keras.initializers.RandomUniform(*self.omega_init))
+        self.b_offset = self.add_weight(name="b_offset", shape=(self.units,),
+                                        initializer=keras.initializers.RandomUniform(*self.b_offset_init))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dt": self.dt, "theta": self.theta, "omega_init": list(self.omega_init),
+                       "b_offset_init": list(self.b_offset_init), "max_omega_dt": self.max_omega_dt})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfspike")
+class BRFCell(_ResonatorCellBase):
+    """Balanced resonate-and-fire cell for ``keras.layers.RNN``.
+
+    Args:
+        units: number of neurons H.
+        dt: Euler step (0.01 for every task).
+        theta: base threshold (1).
+        gamma: decay of the refractory trace q (0.9).
+        omega_init: (low, high) of the uniform init of raw ``omega``.
+        b_offset_init: (low, high) of the uniform init of raw ``b_offset``.
+        max_omega_dt: guard kappa: |omega| is clamped to kappa/dt (0.999); init ranges beyond raise.
+        use_bias: add a bias to the input current (False, as in the paper).
+        kernel_bound: uniform init bound of the joint kernel (None: sqrt(6 / (I + 2H))).
+        surrogate: spike function with surrogate gradient (default ``DoubleGaussian()``).
+
+    Input shape: ``(batch, I)`` per step. Output shape: ``(batch, H)`` spikes z_t.
+    States: ``[z, u, v, q]``, zeros at the start.
+
+    Example:
+        >>> layer = keras.layers.RNN(BRFCell(36, omega_init=(3, 5)), return_sequences=True)
+        >>> z = layer(tf.zeros((2, 100, 4)))   # (2, 100, 36)
+    """
+
+    n_states = 4
+
+    def __init__(self, units, gamma=0.9, **kwargs):
+        super().__init__(units, **kwargs)
+        self.gamma = float(gamma)
+        self.params = BRFParameters(self.dt, self.theta, self.gamma, self.max_omega_dt)
+
+    def coefficients(self):
+        return brf_coefficients(self.omega, self.b_offset, self.params)
+
+    def update(self, current, states, coefficients):
+        return brf_update(current, BRFState(*states), coefficients, self.params, self.surrogate)
+
+    def get_config(self):
+        config = super().get_config()
+        config["gamma"] = self.gamma
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfspike")
+class RFCell(_ResonatorCellBase):
+    """Vanilla resonate-and-fire cell (the paper's unstable "RF" baseline: b = -|b'|, no reset).
+
+    Args: as :class:`BRFCell` without ``gamma``; ``max_omega_dt`` defaults to None (no clamp, as the
+    reference: RF has no divergence boundary to protect).
+
+    Input shape: ``(batch, I)`` per step. Output shape: ``(batch, H)``. States ``[z, u, v]``.
+
+    Example:
+        >>> layer = keras.layers.RNN(RFCell(36), return_sequences=True)
+    """
+
+    n_states = 3
+    default_max_omega_dt = None
+
+    def __init__(self, units, **kwargs):
+        super().__init__(units, **kwargs)
+        self.params = BRFParameters(self.dt, self.theta, 0.0, self.max_omega_dt)
+
+    def coefficients(self):
+        return rf_coefficients(self.omega, self.b_offset, self.params)
+
+    def update(self, current, states, coefficients):
+        return rf_update(current, RFState(*states), coefficients, self.params, self.surrogate)
+
+
+@keras.saving.register_keras_serializable(package="tfspike")
+class BRF(SpikingSequenceBase):
+    """BRF sequence layer: a compiled loop over time around :class:`BRFCell`.
+
+    Args: ``units``, ``return_state`` and every :class:`BRFCell` argument.
+
+    Input shape: ``(batch, T, I)``. Output shape: ``(batch, T, H)`` spikes (plus the final
+    ``[z, u, v, q]`` with ``return_state=True``).
+
+    Example:
+        >>> spikes = BRF(36, omega_init=(3, 5))(tf.zeros((2, 1300, 4)))
+    """
+
+    cell_class = BRFCell
+
+
+@keras.saving.register_keras_serializable(package="tfspike")
+class RF(SpikingSequenceBase):
+    """Vanilla RF sequence layer around :class:`RFCell`.
+
+    Input shape: ``(batch, T, I)``. Output shape: ``(batch, T, H)``.
+
+    Example:
+        >>> spikes = RF(36)(tf.zeros((2, 1300, 4)))
+    """
+
+    cell_class = RFCell

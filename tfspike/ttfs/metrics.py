@@ -1,0 +1,82 @@
+"""Streaming TTFS metrics (spec §8): spikes per neuron, window violations, accuracy, ReLU agreement."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfspike.ttfs.base import TTFSSpikingLayer
+from tfspike.ttfs.encoding import TTFSInput
+
+
+def _stats_fn(model):
+    spiking = model.spiking_layers()
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def step(x):
+        r = x
+        fired, viol = [], []
+        n_input = tf.constant(0.0, tf.float64)
+        for layer in model.layers:
+            if isinstance(layer, TTFSSpikingLayer):
+                r, nf, nv = layer.call_with_stats(r)
+                if nf is not None:
+                    fired.append(nf)
+                    viol.append(nv)
+            else:
+                r = layer(r, training=False)
+                if isinstance(layer, TTFSInput):
+                    n_input = tf.reduce_sum(tf.cast(r > 0, tf.float64))
+        return r, tf.stack(fired), tf.stack(viol), n_input
+
+    return spiking, step
+
+
+def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
+    """Evaluate a :class:`TTFSModel` on arrays in batches; nothing per-sample is stored except logits'
+    argmax.
+
+    Args:
+        x: inputs as the model takes them; y: integer labels (optional).
+        reference_logits: a callable ``batch -> logits`` of the ReLU network (same inputs) for the
+            agreement metric, or None.
+
+    Returns a dict: ``spikes_per_neuron`` (fraction of hidden neurons that fire, averaged over samples),
+    ``spikes_per_layer``, ``input_spike_fraction``, ``window_violations``, ``latency``, ``windows``, and
+    ``accuracy`` / ``agreement_with_relu`` / ``max_abs_logit_diff`` when labels / reference are given.
+    """
+    spiking, step = _stats_fn(model)
+    n_layer = np.array([l.neurons_per_sample() for l in spiking], dtype=np.float64)
+    n_in_per_sample = float(np.prod(model.input_shape[1:]))
+    fired = np.zeros(len(spiking))
+    viol = np.zeros(len(spiking))
+    n_input, n, correct, agree, max_dz = 0.0, 0, 0, 0, 0.0
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        logits, f, v, ni = step(tf.convert_to_tensor(xb, dtype=model.layers[0].compute_dtype))
+        logits = logits.numpy()
+        fired += f.numpy()
+        viol += v.numpy()
+        n_input += float(ni)
+        n += len(xb)
+        pred = logits.argmax(-1)
+        if y is not None:
+            correct += int((pred == np.asarray(y[start:start + batch_size]).reshape(-1)).sum())
+        if reference_logits is not None:
+            ref = np.asarray(reference_logits(xb))
+            agree += int((ref.argmax(-1) == pred).sum())
+            max_dz = max(max_dz, float(np.abs(ref.astype(np.float64) - logits.astype(np.float64)).max()))
+    out = {
+        "spikes_per_neuron": float(fired.sum() / (n * n_layer.sum())) if n_layer.sum() else 0.0,
+        "spikes_per_layer": {l.name: float(fired[i] / (n * n_layer[i])) for i, l in enumerate(spiking)},
+        "input_spike_fraction": n_input / (n * n_in_per_sample),
+        "window_violations": int(viol.sum()),
+        "hidden_neurons": int(n_layer.sum()),
+        "latency": model.latency(),
+        "windows": model.windows(),
+        "n_samples": n,
+    }
+    if y is not None:
+        out["accuracy"] = correct / n
+    if reference_logits is not None:
+        out["agreement_with_relu"] = agree / n
+        out["max_abs_logit_diff"] = max_dz
+    return out
