@@ -65,6 +65,20 @@ class TTFSModel(keras.Sequential):
             layer.t_max.assign(t_min + (1.0 + zeta) * float(x))
             t_min += (1.0 + zeta) * float(x)
 
+    def configure(self, noise=0.0, noise_mode="reference", time_bits=0, weight_bits=0, w_min=-1.0, w_max=1.0):
+        """Set the robustness options of every layer (spec §9) on a built or loaded model.
+
+        Call before ``compile``: the options are read when the step functions are traced.
+        """
+        for layer in self.layers:
+            if isinstance(layer, TTFSInput):
+                layer.time_bits = int(time_bits)
+            elif isinstance(layer, TTFSSpikingLayer):
+                layer.weight_bits, layer.w_min, layer.w_max = int(weight_bits), float(w_min), float(w_max)
+                if layer.spiking:
+                    layer.noise, layer.noise_mode, layer.time_bits = float(noise), noise_mode, int(time_bits)
+        return self
+
     def windows(self):
         """[(t_min, t_max)] of the hidden spiking layers, in τ_c."""
         return [(float(l.t_min.numpy()), float(l.t_max.numpy())) for l in self.spiking_layers()]

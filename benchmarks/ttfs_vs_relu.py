@@ -1,0 +1,103 @@
+"""Train-step time of TTFS SNNs divided by their ReLU twins, measured in the same process.
+
+    python benchmarks/ttfs_vs_relu.py                 # fc2 (batch 128) and vgg16 MNIST (batch 32)
+    python benchmarks/ttfs_vs_relu.py --epoch          # also one FC2 MNIST epoch at batch 8 (60,000 images)
+
+Prints one line per model, e.g. ``fc2 snn_over_relu=1.04 snn_step_ms=0.91 relu_step_ms=0.88``.
+Both models are compiled with ``jit_compile=True`` and trained on the same synthetic batches from a
+prefetched ``tf.data`` pipeline; SNN and ReLU rounds alternate and the median round is reported, so
+load from other processes affects both alike. The SNN step includes the window-growth rule.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfspike.models.ttfs_zoo import build_relu_model, build_snn_model, copy_weights_by_name, make_optimizer  # noqa
+from tfspike.data.pipeline import make_dataset  # noqa: E402
+
+
+def compiled_twins(model_name, data_name):
+    relu = build_relu_model(model_name, data_name)
+    snn = build_snn_model(model_name, data_name, input_is="value")
+    copy_weights_by_name(relu, snn)
+    for m in (relu, snn):
+        m.compile(optimizer=make_optimizer(model_name, 5e-4), jit_compile=True,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return relu, snn
+
+
+def synthetic(shape, n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (n,) + shape).astype("float32")
+    x[x < 0.5] = 0.0
+    return x, rng.integers(0, 10, n)
+
+
+def time_steps(model, ds, steps):
+    model.fit(ds, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)  # warm-up: trace and compile
+    t = time.perf_counter()
+    model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    return (time.perf_counter() - t) / steps
+
+
+def step_ratio(label, model_name, data_name, batch, steps, rounds):
+    relu, snn = compiled_twins(model_name, data_name)
+    x, y = synthetic(relu.input_shape[1:], batch * 16)
+    ds = make_dataset(x, y, batch, shuffle=True).repeat()
+    t_relu, t_snn = [], []
+    for _ in range(rounds):
+        t_relu.append(time_steps(relu, ds, steps))
+        t_snn.append(time_steps(snn, ds, steps))
+    r, s = statistics.median(t_relu), statistics.median(t_snn)
+    print(f"{label} snn_over_relu={s / r:.2f} snn_step_ms={s * 1e3:.2f} relu_step_ms={r * 1e3:.2f} "
+          f"batch={batch} rounds={rounds}", flush=True)
+
+
+def fc2_epoch(data_dir):
+    from tfspike.data.images import load_image_dataset
+    from tfspike.data.preprocess import ttfs_preprocess
+
+    (xtr, ytr), _ = load_image_dataset("MNIST", data_dir)
+    x = ttfs_preprocess("MNIST", xtr, flatten=True)
+    relu, snn = compiled_twins("FC2", "MNIST")
+    times = {}
+    for name, m in (("relu", relu), ("snn", snn)):
+        m.compile(optimizer=make_optimizer("FC2", 5e-4), jit_compile=True, steps_per_execution=32,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m.fit(make_dataset(x[:256], ytr[:256], 8), epochs=1, shuffle=False, verbose=0)  # compile outside the timing
+        t = time.perf_counter()
+        m.fit(make_dataset(x, ytr, 8, shuffle=True), epochs=1, shuffle=False, verbose=0)
+        times[name] = time.perf_counter() - t
+    print(f"fc2_epoch_b8 snn_seconds={times['snn']:.1f} relu_seconds={times['relu']:.1f} "
+          f"snn_over_relu={times['snn'] / times['relu']:.2f} images=60000 (reference on 2 cores: SNN 40 s, ReLU 39 s)",
+          flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--epoch", action="store_true", help="also time one FC2 MNIST epoch at batch 8")
+    p.add_argument("--only", choices=("fc2", "vgg16"), default=None)
+    p.add_argument("--data_dir", default=None)
+    a = p.parse_args()
+    keras.utils.set_random_seed(0)
+    if a.only in (None, "fc2"):
+        step_ratio("fc2", "FC2", "MNIST", batch=128, steps=200, rounds=a.rounds)
+    if a.only in (None, "vgg16"):
+        step_ratio("vgg16_mnist", "VGG", "MNIST", batch=32, steps=3, rounds=a.rounds)
+    if a.epoch:
+        fc2_epoch(a.data_dir)
+
+
+if __name__ == "__main__":
+    main()

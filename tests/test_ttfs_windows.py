@@ -1,0 +1,136 @@
+"""Windows, growth rule, latency, spike metrics, noise and quantisation (spec §1.7, §8, §9)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfspike.models.ttfs_zoo import build_snn_model
+from tfspike.ttfs import TTFSDense, TTFSInput, TTFSModel, evaluate_ttfs
+
+
+@pytest.mark.parametrize("name,data,latency", [("FC2", "MNIST", 1501.0), ("VGG", "CIFAR10", 21001.0),
+                                               ("VGG_BN", "MNIST", 22501.0)])
+def test_default_latencies(name, data, latency):
+    assert build_snn_model(name, data).latency() == latency
+
+
+def chain_model(scales=(1.0, 200.0, 1 / 200.0), dtype="float32", **kw):
+    """Identity-kernel layers scaled so layer k's largest activation is scales[:k+1].prod()."""
+    layers = [keras.Input((4,), dtype=dtype), TTFSInput("value", dtype=dtype)]
+    for i, _ in enumerate(scales):
+        layers.append(TTFSDense(4, name=f"h{i}", dtype=dtype, **kw))
+    layers.append(TTFSDense(2, output=True, name="out", dtype=dtype))
+    model = TTFSModel(layers)
+    for layer, s in zip(model.spiking_layers(), scales):
+        layer.kernel.assign(np.eye(4) * s)
+    return model
+
+
+def test_growth_rule_after_training_step_and_not_in_evaluate():
+    model = chain_model()
+    x = np.array([[1.0, 0.5, 0.2, 0.0]] * 8, "float32")  # activations: layer 1 max 1, layer 2 max 200
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.MeanSquaredError())
+    before = model.windows()
+    assert before == [(1.0, 1501.0), (1501.0, 3001.0), (3001.0, 4501.0)]
+    model.predict(x * 10, verbose=0)
+    model.evaluate(x * 10, np.zeros((8, 2)), verbose=0)
+    assert model.windows() == before  # evaluate/predict never change windows
+    model.fit(x, np.zeros((8, 2)), epochs=1, batch_size=8, verbose=0)
+    # Δ_2: 1500 → 10·200 = 2000, and every later window shifts by 500.
+    assert model.windows() == [(1.0, 1501.0), (1501.0, 3501.0), (3501.0, 5001.0)]
+    assert model.latency() == 5001.0
+
+
+def test_spike_metrics_count_hidden_neurons_and_violations():
+    model = chain_model(scales=(1.0, 1.0, 1.0), x_n=0.5)  # Δ = 0.75 < activation 1 → violations
+    x = np.array([[1.0, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.3]], "float32")
+    stats = evaluate_ttfs(model, x, y=np.array([0, 1]))
+    assert stats["spikes_per_neuron"] == pytest.approx(3 / 8)  # 2 + 1 of 4 neurons fire, every layer
+    assert stats["spikes_per_layer"] == {"h0": 3 / 8, "h1": 3 / 8, "h2": 3 / 8}
+    assert stats["input_spike_fraction"] == pytest.approx(3 / 8)
+    assert stats["window_violations"] == 3  # the activation 1.0 > Δ in each of the 3 layers
+    assert stats["hidden_neurons"] == 12 and stats["latency"] == 1 + 3 * 0.75
+
+
+def test_zero_noise_is_bitwise_the_noise_free_path():
+    a, b = chain_model(), chain_model()
+    b.set_weights(a.get_weights())
+    b.configure(noise=0.0)
+    x = np.random.default_rng(0).uniform(0, 1, (16, 4)).astype("float32")
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+
+
+def test_reference_noise_statistics():
+    sigma, n_in, n_out = 0.3, 50, 1000
+    layer = TTFSDense(n_out, noise=sigma)
+    r = tf.random.uniform((128, n_in))
+    layer.build((None, n_in))
+    clean = tf.nn.relu(layer.linear(r)).numpy()
+    noisy = layer(r).numpy()
+    pert = clean - noisy  # emitted times t + ε ⇔ r − ε
+    n = pert.size
+    assert n >= 1e5
+    assert abs(pert.mean()) <= 3 * sigma / np.sqrt(n)
+    assert abs(pert.std() / sigma - 1) <= 0.02
+    assert (noisy[clean == 0] != 0).all()  # reference mode jitters silent neurons too
+
+
+def test_spikes_noise_mode_keeps_silent_neurons_silent():
+    layer = TTFSDense(500, noise=0.5, noise_mode="spikes")
+    r = tf.random.uniform((64, 20))
+    layer.build((None, 20))
+    clean = tf.nn.relu(layer.linear(r)).numpy()
+    noisy = layer(r).numpy()
+    assert (noisy[clean == 0] == 0).all()
+    assert (noisy >= 0).all()
+    assert (noisy[clean > 0] != clean[clean > 0]).mean() > 0.9
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_time_quantisation_puts_activations_on_the_window_grid(bits):
+    model = chain_model(scales=(2.0, 1.0, 1.0), x_n=2.0, time_bits=bits)  # Δ = 3 per layer
+    model.layers[0].time_bits = bits
+    x = np.random.default_rng(1).uniform(0, 1, (32, 4)).astype("float32")
+    r = tf.constant(x)
+    steps = []
+    for layer in model.layers:
+        r = layer(r)
+        if isinstance(layer, TTFSInput):
+            steps.append((r.numpy(), 1.0))
+        elif layer.name.startswith("h"):
+            steps.append((r.numpy(), 3.0))
+    for values, delta in steps:  # every value entering the next layer lies on k·Δ/(2^b − 1)
+        k = values * (2 ** bits - 1) / delta
+        np.testing.assert_allclose(k, np.round(k), atol=1e-4)
+        assert values.min() >= 0 and values.max() <= delta + 1e-6
+
+
+def test_weight_quantisation_matches_tf_fake_quant_including_readout():
+    model = chain_model(weight_bits=8, w_min=-1.0, w_max=1.0)
+    readout = model.layers[-1]
+    readout.weight_bits, readout.w_min, readout.w_max = 8, -1.0, 1.0
+    rng = np.random.default_rng(2)
+    for layer in model.spiking_layers() + [readout]:
+        layer.kernel.assign(rng.normal(0, 0.7, layer.kernel.shape))
+    for layer in model.spiking_layers() + [readout]:
+        expected = tf.quantization.fake_quant_with_min_max_args(layer.kernel, min=-1.0, max=1.0, num_bits=8)
+        np.testing.assert_array_equal(layer.effective_kernel().numpy(), expected.numpy())
+    r = tf.constant(rng.uniform(0, 1, (8, 4)).astype("float32"))
+    z = readout(r).numpy()
+    np.testing.assert_allclose(z, r.numpy() @ readout.effective_kernel().numpy() + readout.bias.numpy(), rtol=1e-6)
+
+
+def test_checkpoint_round_trip_keeps_logits_and_windows(tmp_path):
+    model = build_snn_model("FC2", "MNIST", input_is="value")
+    model.spiking_layers()[0].t_max.assign(2345.0)
+    x = np.random.default_rng(0).uniform(0, 1, (32, 784)).astype("float32")
+    z = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.h5")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    fresh = build_snn_model("FC2", "MNIST", input_is="value")
+    fresh.load_weights(tmp_path / "m.weights.h5")
+    for m in (loaded, fresh):
+        np.testing.assert_array_equal(m.predict(x, verbose=0), z)
+        assert m.windows() == model.windows()

@@ -1,0 +1,377 @@
+"""``--model_type=SNN|ReLU``: TTFS networks and their ReLU twins (the reference's ``main.py``).
+
+Accepts the reference's flags verbatim (spec §7.1) and its four/six README commands; improves on it
+where it hurts users (spec §7.4): strict booleans and choices, a validation split taken from the
+training data, SNN checkpoints, atomic files, a results JSON, SavedModel export.
+"""
+
+import os
+
+from tfspike.cli.common import (Timer, fraction, nonneg_float, nonneg_int, positive_float, positive_int,
+                                require_file, set_seed, setup_logging, str2bool)
+from tfspike.errors import UserError
+
+MODEL_TYPES = ("SNN", "ReLU")
+DATA_NAMES = ("MNIST", "FMNIST", "CIFAR10", "CIFAR100")
+DATA_ALIASES = {"FashionMNIST": "FMNIST", "FASHIONMNIST": "FMNIST"}
+
+
+def _bits(s):
+    v = nonneg_int(s)
+    if v != 0 and not 2 <= v <= 16:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"bits must be 0 (off) or in [2, 16], got {s!r}")
+    return v
+
+
+def _data_name(s):
+    s = DATA_ALIASES.get(s, s)
+    if s not in DATA_NAMES:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"invalid choice {s!r} (choose from {', '.join(DATA_NAMES)})")
+    return s
+
+
+def add_arguments(p):
+    g = p.add_argument_group("TTFS (--model_type SNN | ReLU)")
+    g.add_argument("--model_name", default="FC2", help="contains FC2 or VGG; BN in a VGG name selects BatchNorm")
+    g.add_argument("--data_name", type=_data_name, default="MNIST", help="MNIST | FMNIST | CIFAR10 | CIFAR100")
+    g.add_argument("--lr", type=positive_float, default=5e-4)
+    g.add_argument("--batch_size", type=positive_int, default=8)
+    g.add_argument("--epochs", type=nonneg_int, default=10)
+    g.add_argument("--testing", type=str2bool, default=True, help="evaluate on the test set before/after training")
+    g.add_argument("--load", default="False",
+                   help="False | True (the run's own saved weights) | a file in --logging_dir (or a path)")
+    g.add_argument("--save", type=str2bool, default=False)
+    g.add_argument("--noise", type=nonneg_float, default=0.0, help="spike-time noise std (τ_c)")
+    g.add_argument("--noise_mode", choices=("reference", "spikes"), default="reference")
+    g.add_argument("--time_bits", type=_bits, default=0, help="spike-time quantisation bits (0 = off)")
+    g.add_argument("--weight_bits", type=_bits, default=0, help="weight quantisation bits (0 = off)")
+    g.add_argument("--w_min", type=float, default=-1.0)
+    g.add_argument("--w_max", type=float, default=1.0)
+    g.add_argument("--latency_quantiles", type=float, default=0.0, help="not implemented (must be 0)")
+    g.add_argument("--mode", default="", help="ignored (accepted for compatibility with the reference)")
+    g.add_argument("--val_split", type=fraction, default=0.1,
+                   help="last fraction of the training data used for validation (0 = none)")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g.add_argument("--window_init", choices=("reference", "measured"), default="reference")
+    g.add_argument("--eval_batch_size", type=positive_int, default=None,
+                   help="evaluation batch size (default max(batch_size, 256); results do not depend on it)")
+    g.add_argument("--steps_per_execution", type=positive_int, default=32,
+                   help="training steps per compiled call (amortises per-step overhead; same results)")
+    g.add_argument("--export", default=None, metavar="DIR", help="write a TensorFlow SavedModel here")
+
+
+def validate(args):
+    from tfspike.models.ttfs_zoo import architecture
+
+    architecture(args.model_name)  # raises for names without FC2/VGG
+    if args.latency_quantiles != 0:
+        raise UserError("--latency_quantiles is not implemented (the reference parses it but never uses it)")
+    if args.weight_bits and not args.w_min < args.w_max:
+        raise UserError(f"--w_min must be < --w_max, got {args.w_min} >= {args.w_max}")
+
+
+def _load_flag(value):
+    v = str(value).strip()
+    if v.lower() in ("false", "0", "no", ""):
+        return False
+    if v.lower() in ("true", "1", "yes"):
+        return True
+    return v
+
+
+class Run:
+    """One TTFS/ReLU run: data, model, evaluation, training, saving (the reference's sequence)."""
+
+    def __init__(self, args):
+        self.args = args
+        self.prefix = f"{args.data_name}-{args.model_name}"
+        self.dir = args.logging_dir
+        self.log = setup_logging(self.dir, self.prefix)
+        self.results = {"model_type": args.model_type, "data_name": args.data_name, "model_name": args.model_name,
+                        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                        "dtype": args.dtype}
+
+    def path(self, suffix):
+        return os.path.join(self.dir, f"{self.prefix}{suffix}")
+
+    # -- data ---------------------------------------------------------------------------------------
+    def load_data(self):
+        from tfspike.data.images import load_image_dataset
+        from tfspike.data.preprocess import jitter_input_times, split_validation, ttfs_preprocess
+        from tfspike.models.ttfs_zoo import INPUT_RANGES, architecture
+
+        a = self.args
+        (xtr, ytr), (xte, yte) = load_image_dataset(a.data_name, a.data_dir)
+        flat = architecture(a.model_name) == "FC2"
+        xtr = ttfs_preprocess(a.data_name, xtr, flatten=flat, dtype=a.dtype)
+        xte = ttfs_preprocess(a.data_name, xte, flatten=flat, dtype=a.dtype)
+        (self.x_train, self.y_train), self.val = split_validation(xtr, ytr, a.val_split)
+        self.x_test, self.y_test = xte, yte
+        self.x_test_snn = xte
+        if a.model_type == "SNN" and a.noise:
+            p, q = INPUT_RANGES[a.data_name]
+            self.x_test_snn = jitter_input_times(xte, a.noise, p, q, a.noise_mode, a.seed)
+        self.log.info(f"data {a.data_name}: train {self.x_train.shape}, "
+                      f"validation {None if self.val is None else self.val[0].shape}, test {xte.shape}")
+
+    # -- models -------------------------------------------------------------------------------------
+    def relu_model(self):
+        from tfspike.models.ttfs_zoo import build_relu_model
+
+        return build_relu_model(self.args.model_name, self.args.data_name, dtype=self.args.dtype)
+
+    def load_relu_weights(self, model, path):
+        from tfspike.io.keras2_h5 import load_relu_weights
+
+        require_file(path, "ReLU weight file", "run the ReLU model with --save=True first, or give --load=<file>")
+        load_relu_weights(model, path)
+        self.log.info(f"loaded ReLU weights from {path}")
+
+    def resolve(self, name):
+        """A --load file name: as given if it exists, else inside --logging_dir."""
+        return name if os.path.exists(name) else os.path.join(self.dir, name)
+
+    def build(self):
+        a = self.args
+        load = _load_flag(a.load)
+        self.reference = None  # the ReLU network a mapped SNN must agree with
+        if a.model_type == "ReLU":
+            self.model = self.relu_model()
+            if load is True:
+                self.load_relu_weights(self.model, self.path("_relu.weights.h5"))
+            elif load:
+                self.load_relu_weights(self.model, self.resolve(load))
+            return
+        from tfspike.models.ttfs_zoo import build_snn_model
+
+        if load is False:
+            self.model = build_snn_model(a.model_name, a.data_name, dtype=a.dtype, input_is="value")
+        elif load is True:
+            self.model = self.load_snn(self.path("_preprocessed.keras"),
+                                       hint="run the ReLU model with --save=True first (it writes the mapped SNN)")
+            relu_path = self.path("_relu.weights.h5")
+            if os.path.exists(relu_path):
+                self.reference = self.relu_model()
+                self.load_relu_weights(self.reference, relu_path)
+        elif load.endswith(".keras") or load.endswith("_snn.weights.h5"):
+            self.model = self.load_snn(self.resolve(load))
+        else:  # a ReLU weight file: map it on the fly
+            self.reference = self.relu_model()
+            self.load_relu_weights(self.reference, self.resolve(load))
+            self.model = self.map(self.reference)
+        if a.window_init == "measured":
+            self.apply_measured_windows()
+        self.model.configure(noise=a.noise, noise_mode=a.noise_mode, time_bits=a.time_bits,
+                             weight_bits=a.weight_bits, w_min=a.w_min, w_max=a.w_max)
+
+    def load_snn(self, path, hint=""):
+        import keras
+
+        if path.endswith(".weights.h5"):
+            from tfspike.models.ttfs_zoo import build_snn_model
+
+            require_file(path, "SNN weight file", hint)
+            model = build_snn_model(self.args.model_name, self.args.data_name, dtype=self.args.dtype,
+                                    input_is="value")
+            try:
+                model.load_weights(path)
+            except ValueError as e:
+                raise UserError(f"{path} does not fit the {self.args.model_name} SNN: {str(e).splitlines()[0]}")
+        else:
+            require_file(path, "SNN model file", hint)
+            model = keras.saving.load_model(path)
+        self.log.info(f"loaded SNN from {path}")
+        return model
+
+    def map(self, relu_model):
+        from tfspike.convert.ttfs import relu_to_ttfs
+        from tfspike.models.ttfs_zoo import INPUT_RANGES
+
+        snn = relu_to_ttfs(relu_model, input_range=INPUT_RANGES[self.args.data_name], dtype=self.args.dtype)
+        self.log.info(f"mapped the ReLU network to a TTFS SNN ({len(snn.spiking_layers())} spiking layers)")
+        return snn
+
+    def apply_measured_windows(self):
+        import json
+
+        path = self.path("_X_n.json")
+        if not os.path.exists(path):
+            self.log.warning(f"--window_init=measured: {path} not found; keeping X_n = 1000")
+            return
+        with open(path) as f:
+            x_n = json.load(f)["x_n"]
+        if len(x_n) != len(self.model.spiking_layers()):
+            raise UserError(f"{path} has {len(x_n)} X_n values, the model has "
+                            f"{len(self.model.spiking_layers())} spiking layers")
+        self.model.reset_windows(x_n)
+        self.log.info(f"windows from measured X_n: latency {self.model.latency():.1f}")
+
+    def compile(self):
+        import keras
+
+        from tfspike.models.ttfs_zoo import make_optimizer
+
+        self.model.compile(optimizer=make_optimizer(self.args.model_name, self.args.lr),
+                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                           metrics=["accuracy"], jit_compile=True,
+                           steps_per_execution=self.args.steps_per_execution)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def eval_batch_size(self):
+        return self.args.eval_batch_size or max(self.args.batch_size, 256)
+
+    def evaluate(self, when):
+        """Test accuracy/loss, plus spike metrics and agreement for SNNs. Returns the accuracy."""
+        a = self.args
+        bs = self.eval_batch_size()
+        from tfspike.data.pipeline import make_dataset
+
+        x = self.x_test_snn if a.model_type == "SNN" else self.x_test
+        loss, acc = self.model.evaluate(make_dataset(x, self.y_test, bs), verbose=0)
+        acc = round(acc * len(x)) / len(x)  # exact count: Keras averages in float32
+        self.results[f"test_loss{'' if when == 'final' else '_initial'}"] = float(loss)
+        msg = f"[{when}] test accuracy {acc * 100:.2f} %, loss {loss:.4f}"
+        if a.model_type == "SNN":
+            from tfspike.ttfs import evaluate_ttfs
+
+            ref = None
+            if self.reference is not None:
+                ref_fn = self.reference.predict_on_batch
+                ref = lambda xb: ref_fn(xb)  # noqa: E731
+            stats = evaluate_ttfs(self.model, x, self.y_test, batch_size=bs, reference_logits=ref)
+            acc = stats["accuracy"]
+            self.results[f"snn_{when}"] = stats
+            msg += (f"; spikes/neuron {stats['spikes_per_neuron']:.4f} (paper: < 0.3), "
+                    f"latency {stats['latency']:.0f} τ_c, window violations {stats['window_violations']}")
+            if ref is not None:
+                msg += (f"; agreement with ReLU {stats['agreement_with_relu'] * 100:.2f} %, "
+                        f"max |Δz| {stats['max_abs_logit_diff']:.3g}")
+        self.log.info(msg)
+        return float(acc)
+
+    # -- training -----------------------------------------------------------------------------------
+    def train(self):
+        from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
+
+        a = self.args
+        kind = "snn" if a.model_type == "SNN" else "relu"
+        ckpt = SafeCheckpoint(weights_path=self.path(f"_{kind}.weights.h5") if a.save else
+                              os.path.join(self.dir, "backup", f"{self.prefix}_last_good.weights.h5"))
+        from tfspike.data.pipeline import make_dataset
+
+        train = make_dataset(self.x_train, self.y_train, a.batch_size, shuffle=True, seed=a.seed)
+        val = None if self.val is None else make_dataset(*self.val, self.eval_batch_size())
+        timer = Timer()
+        hist = self.model.fit(train, epochs=a.epochs, validation_data=val, shuffle=False,  # train is reshuffled
+                              verbose=2 if os.environ.get("CI") else 1,
+                              callbacks=standard_callbacks(self.dir, self.prefix, ckpt))
+        self.results["train_seconds"] = timer()
+        self.results["history"] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        if ckpt.saw_nan:
+            restored = ckpt.restore()
+            self.log.warning("training stopped on a NaN loss; " + (
+                f"restored the last good weights (epoch {ckpt.saved_epoch + 1})" if restored and
+                ckpt.saved_epoch is not None else "no good epoch was saved"))
+            self.results["stopped_on_nan"] = True
+        self.log.info(f"training: {self.results['train_seconds']:.1f} s for {a.epochs} epoch(s)")
+
+    # -- saving -------------------------------------------------------------------------------------
+    def save(self):
+        from tfspike.utils.io import save_model_atomic, save_weights_atomic, write_json_atomic
+
+        a = self.args
+        if a.model_type == "SNN":
+            save_weights_atomic(self.model, self.path("_snn.weights.h5"))
+            save_model_atomic(self.model, self.path("_snn.keras"))
+            self.log.info(f"saved {self.path('_snn.weights.h5')} and {self.path('_snn.keras')}")
+            return
+        from tfspike.convert.ttfs import measure_x_n
+        from tfspike.ttfs import evaluate_ttfs
+
+        save_weights_atomic(self.model, self.path("_relu.weights.h5"))
+        snn = self.map(self.model)
+        stats = evaluate_ttfs(snn, self.x_test, self.y_test, batch_size=self.eval_batch_size(),
+                              reference_logits=self.model.predict_on_batch)
+        x_n = measure_x_n(snn, self.x_train, batch_size=self.eval_batch_size())
+        write_json_atomic(self.path("_X_n.json"), {"layers": [l.name for l in snn.spiking_layers()],
+                                                   "x_n": x_n, "dataset": a.data_name, "split": "train"})
+        save_weights_atomic(snn, self.path("_preprocessed.weights.h5"))
+        save_model_atomic(snn, self.path("_preprocessed.keras"))
+        write_json_atomic(self.path("_mapping.json"), {
+            "agreement_with_relu": stats["agreement_with_relu"], "max_abs_logit_diff": stats["max_abs_logit_diff"],
+            "snn_test_accuracy": stats["accuracy"], "spikes_per_neuron": stats["spikes_per_neuron"],
+            "layers": [l.name for l in snn.layers]})
+        self.results["mapped_snn"] = stats
+        self.log.info(f"saved ReLU weights, mapped SNN ({self.path('_preprocessed.keras')}), X_n and mapping "
+                      f"report; mapped SNN test accuracy {stats['accuracy'] * 100:.2f} %, agreement "
+                      f"{stats['agreement_with_relu'] * 100:.2f} %")
+
+    def export(self):
+        import numpy as np
+        import tensorflow as tf
+
+        d = self.args.export
+        self.model.export(d, format="tf_saved_model", verbose=False)
+        x = (self.x_test_snn if self.args.model_type == "SNN" else self.x_test)[:64]
+        loaded = tf.saved_model.load(d)  # keep a reference: serve() needs its variables alive
+        served = loaded.serve(tf.constant(x))
+        diff = float(np.abs(np.asarray(served) - self.model.predict(x, verbose=0)).max())
+        self.results["export"] = {"dir": d, "max_abs_diff": diff}
+        self.log.info(f"exported SavedModel to {d}; max |Δ| against the Keras model {diff:.3g}")
+        if diff > 1e-5:
+            raise UserError(f"exported SavedModel differs from the Keras model (max |Δ| {diff:.3g})")
+
+
+def run(args):
+    from tfspike.utils.io import write_json_atomic
+
+    validate(args)
+    total = Timer()
+    r = Run(args)
+    if args.mode:
+        r.log.info("--mode is ignored (a debugging workaround of the reference)")
+    set_seed(args.seed)
+    import tensorflow as tf
+
+    tf.config.experimental.enable_tensor_float_32_execution(False)  # exactness on Ampere+/Hopper GPUs
+    import keras
+
+    # Layers get dtype= per model; floatx must follow for a float64 run because Keras sums losses,
+    # regularisation penalties and metrics in floatx.
+    keras.config.set_floatx(args.dtype)
+    r.load_data()
+    r.build()
+    r.compile()
+    r.log.info(f"{args.model_type} {args.model_name} on {args.data_name}: "
+               f"{sum(int(tf.size(w)) for w in r.model.trainable_weights):,} trainable parameters")
+    acc0 = r.evaluate("initial") if args.testing else None
+    r.results["test_accuracy_initial"] = acc0
+    r.results["test_accuracy"] = acc0
+    r.results["train_seconds"] = 0.0
+    if args.epochs > 0:
+        r.train()
+        if args.testing:
+            r.results["test_accuracy"] = r.evaluate("final")
+            r.results["test_loss"] = r.results.get("test_loss")
+    else:
+        r.results["test_loss"] = r.results.get("test_loss_initial")
+    if args.model_type == "SNN":
+        final = r.results.get("snn_final") or r.results.get("snn_initial") or {}
+        r.results["spikes_per_neuron"] = final.get("spikes_per_neuron")
+        r.results["latency"] = r.model.latency()
+        r.results["windows"] = r.model.windows()
+        if "agreement_with_relu" in (r.results.get("snn_initial") or {}):
+            r.results["agreement_with_relu"] = r.results["snn_initial"]["agreement_with_relu"]
+    if args.save:
+        r.save()
+    if args.export:
+        r.export()
+    r.results["total_seconds"] = total()
+    write_json_atomic(r.path("_results.json"), r.results)
+    r.log.info(f"results: {r.path('_results.json')}")
+    r.log.info(f"### Total elapsed time [s]: {total():.2f}")
+    return 0
