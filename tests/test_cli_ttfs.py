@@ -171,3 +171,48 @@ def test_fc2_mapping_on_real_mnist_float64_logits(data_dir):
     z_snn = np.concatenate([snn(tf.constant(xte[i:i + 2000])).numpy() for i in range(0, 10000, 2000)])
     assert np.abs(z_snn - z_relu).max() <= 1e-9
     assert (z_snn.argmax(-1) == yte).mean() == (z_relu.argmax(-1) == yte).mean() > 0.9
+
+
+def test_robustness_flags_and_measured_windows(tmp_path):
+    write_mnist_npz(tmp_path, n_train=200, n_test=100)
+    logs = str(tmp_path / "logs")
+    common = [f"--data_dir={tmp_path}", f"--logging_dir={logs}", "--batch_size=50", "--model_name=FC2_r",
+              "--data_name=MNIST"]
+    assert _main("--model_type=ReLU", "--save=True", "--epochs=0", *common) == 0
+    with open(os.path.join(logs, "MNIST-FC2_r_X_n.json")) as f:
+        x_n = json.load(f)["x_n"]
+    assert _main("--model_type=SNN", "--load=True", "--epochs=1", "--window_init=measured", "--noise=0.05",
+                 "--noise_mode=spikes", "--time_bits=12", "--weight_bits=8", "--w_min=-0.5", "--w_max=0.5",
+                 *common) == 0
+    res = _results(logs, "FC2_r")
+    assert res["latency"] >= 1 + 1.5 * x_n[0] - 1e-6  # measured window (it may have grown in training)
+    assert np.isfinite(res["test_loss"]) and 0 <= res["test_accuracy"] <= 1
+
+
+@pytest.mark.slow  # XLA-compiles the CIFAR VGG16 several times (a few minutes on 2 cores)
+def test_cifar10vgg_reference_commands(tmp_path):
+    """README commands 5 and 6 verbatim, on tiny CIFAR-10 pickles and a full-size cifar10vgg.h5 written in
+    the Keras-2 layout: evaluate the pretrained net, map and save; load the SNN, equal initial accuracy."""
+    from datafiles import write_cifar10
+    from test_convert_cifar_vgg import randomize
+    from test_keras2_h5 import write_keras2_h5
+    from tfspike.models.ttfs_zoo import build_relu_model
+
+    write_cifar10(tmp_path, per_batch=8)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    pretrained = randomize(build_relu_model("VGG_BN", "CIFAR10", dropout="cifar-vgg"), seed=0)
+    write_keras2_h5(logs / "cifar10vgg.h5", pretrained)
+    where = [f"--data_dir={tmp_path}", f"--logging_dir={logs}"]
+    assert _main("--model_type=ReLU", "--model_name=VGG_BN_example", "--data_name=CIFAR10", "--load=cifar10vgg.h5",
+                 "--save=True", "--epochs=0", *where) == 0
+    with open(logs / "CIFAR10-VGG_BN_example_results.json") as f:
+        relu = json.load(f)
+    with open(logs / "CIFAR10-VGG_BN_example_X_n.json") as f:
+        assert len(json.load(f)["x_n"]) == 14
+    assert _main("--model_type=SNN", "--lr=1e-6", "--model_name=VGG_BN_example", "--data_name=CIFAR10",
+                 "--load=True", "--epochs=1", *where) == 0
+    with open(logs / "CIFAR10-VGG_BN_example_results.json") as f:
+        snn = json.load(f)
+    assert snn["test_accuracy_initial"] == relu["test_accuracy"]
+    assert snn["agreement_with_relu"] == 1.0 and snn["latency"] >= 21001

@@ -11,6 +11,7 @@ three-stage pipeline), ``stats`` (``count_fs_neurons``, ``spike_stats``).
 from tfspike.fs.dynamics import fs_forward, fs_relu_fast
 from tfspike.fs.layer import FewSpike
 from tfspike.fs.params import FSParams, fs_relu, get_params, load_params, post_to_pre, pre_to_post
+from tfspike.fs.stats import count_fs_neurons, spike_stats
 
-__all__ = ["FewSpike", "FSParams", "fs_forward", "fs_relu", "fs_relu_fast", "get_params",
-           "load_params", "post_to_pre", "pre_to_post"]
+__all__ = ["FewSpike", "FSParams", "count_fs_neurons", "fs_forward", "fs_relu", "fs_relu_fast", "get_params",
+           "load_params", "post_to_pre", "pre_to_post", "spike_stats"]

@@ -74,3 +74,58 @@ def fs_relu_fast(x, K=10, alpha=25.0):
     q = float(alpha) * 2.0 ** -K
     levels = tf.clip_by_value(tf.math.floor(x / q), 0.0, 2.0 ** K - 1.0)
     return tf.cast(levels * q, tf.float32)
+
+
+def fs_mse_and_grads(x, y, h, d, T, voltage_scaling="none"):
+    """MSE of the FS output against ``y`` and its exact autodiff gradient w.r.t. (h, d, T),
+    computed with an explicit reverse pass (the fitter's fast path).
+
+    Mathematically identical to differentiating ``mean((fs_forward(x, h, d, T) - y)²)`` with the
+    triangular surrogate (full reset path and scaled-surrogate derivatives included; tests compare
+    both). It exists for speed: all 3K per-parameter sums become one reduction over a (3K, N) block,
+    which XLA fuses far better than 3K separate reductions from autodiff (about 10x on CPU).
+
+    Returns:
+        ``(loss, grads)`` with ``grads`` of shape (3, K) (rows h, d, T).
+    """
+    check_voltage_scaling(voltage_scaling)
+    x = tf.cast(x, tf.float32)
+    y = tf.cast(y, tf.float32)
+    K = h.shape[0]
+    v = x
+    out = tf.zeros_like(x)
+    vs, zs = [], []
+    for k in range(K):
+        z = tf.cast(v - T[k] > 0, tf.float32)
+        vs.append(v)
+        zs.append(z)
+        out = out + d[k] * z
+        if k < K - 1:
+            v = v - h[k] * z
+    err = out - y
+    n = tf.cast(tf.size(x), tf.float32)
+    loss = tf.reduce_mean(tf.square(err))
+    g_out = (2.0 / n) * err
+    gv = tf.zeros_like(x)  # dL/dv_{k+1}
+    gh_e, gd_e, gT_e = [None] * K, [None] * K, [None] * K
+    for k in reversed(range(K)):
+        v, z = vs[k], zs[k]
+        gd_e[k] = g_out * z
+        gz = g_out * d[k]
+        if k < K - 1:
+            gh_e[k] = -gv * z
+            gz = gz - gv * h[k]
+        else:
+            gh_e[k] = tf.zeros_like(x)
+        diff = v - T[k]
+        if voltage_scaling == "none":
+            gs = gz * tf.nn.relu(1.0 - tf.abs(diff))
+            gT_e[k] = -gs
+            gv = gv + gs
+        else:
+            a = tf.abs(v) + 1.0
+            gs = gz * tf.nn.relu(1.0 - tf.abs(diff / a))
+            gT_e[k] = -gs / a
+            gv = gv + gs * (1.0 / a - diff * tf.sign(v) / (a * a))
+    grads = tf.reduce_sum(tf.stack([tf.stack(gh_e), tf.stack(gd_e), tf.stack(gT_e)]), axis=-1)
+    return loss, grads

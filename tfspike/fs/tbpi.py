@@ -171,3 +171,233 @@ def library_versions():
 
     return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__}
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+INITS = ("random", "gaussian", "tbpi", "published", "best")
+
+
+def _stage_record(res):
+    d = res.to_dict()
+    d["params_before"] = d.pop("init_params")
+    d["params_after"] = d.pop("final_params")
+    return d
+
+
+def run(target="swish", K=8, init="tbpi", seed=0, steps=20000, lr=1e-3, select="init_mse",
+        per_parameter=False, include_dead_h=True, sigma=0.1, grid=None, baselines=(), mode="loop",
+        polish_steps=0, search_iters=1000, verbose=False, log=print):
+    """Run the TBPI pipeline (or one baseline) and return a JSON-able record.
+
+    ``init``: ``"random"`` (stage 1 only: |N(0,1)|/N(0,1) init, §2.1 protocol), ``"gaussian"``
+    (stage 1, then + N(0, sigma²) once and retrain), ``"tbpi"`` (stage 1, trend fit, re-init from the
+    curves and retrain), ``"published"`` (retrain from the published TBPI trend lines: the
+    deterministic protocol of spec §3.3) or ``"best"`` (published/TBPI result, then
+    :func:`tfspike.fs.fit.fit_best`). ``baselines`` adds further stages that share stage 1.
+
+    The record holds the config, seeds, per-stage losses and parameters before/after, trend
+    coefficients with candidate MSEs, the chosen form, library versions, and the top-level keys
+    ``init_mse``, ``final_mse`` (reported loss L(θ_{steps-1})) and ``best_mse`` of ``init``.
+    """
+    from tfspike.fs.fit import FSFitter, add_noise, fit_best, fit_fs
+    from tfspike.fs.targets import DEFAULT_GRIDS, canonical, make_grid, target_tf
+
+    import tensorflow as tf
+
+    if init not in INITS:
+        raise UserError(f"init must be one of {', '.join(INITS)} (got {init!r})")
+    tname = canonical(target)
+    grid = tuple(grid) if grid is not None else DEFAULT_GRIDS.get(tname, (-8.0, 12.0, 100000))
+    if init in ("published", "best") and (tname != "swish" or K not in PUBLISHED_TRENDS):
+        if init == "published":
+            raise UserError("--init=published needs the swish target and K in 4, 8, 12, 16 "
+                            "(the published TBPI trend lines)")
+    x = make_grid(grid)
+    fitter = FSFitter(x, target_tf(tname)(tf.constant(x)), K, lr, "none", 0.0, chunk=1000)
+    seeds = {"stage1": seed, "gaussian_noise": seed + 1}
+    record = {"config": {"target": tname, "K": K, "init": init, "steps": steps, "lr": lr, "grid": list(grid),
+                         "select": select, "per_parameter": per_parameter, "include_dead_h": include_dead_h,
+                         "sigma": sigma, "optimizer": "torch_adam(0.9, 0.999, 1e-8)", "voltage_scaling": "none",
+                         "loss": "MSE (plain, not x100)", "mode": mode, "baselines": list(baselines)},
+              "seeds": seeds, "versions": library_versions(), "stages": {}}
+    stages = record["stages"]
+
+    def fit(name, init_spec, s=seed):
+        log(f"[{name}] K={K} target={tname}: {steps} steps ...")
+        res = fit_fs(tname, K, init=init_spec, grid=grid, steps=steps, lr=lr, seed=s, fitter=fitter,
+                     mode=mode, name=f"{tname}_k{K}_{name}", verbose=verbose)
+        stages[name] = _stage_record(res)
+        log(f"[{name}] init {res.init_loss:.7f}  reported {res.reported_loss:.7f}  best {res.best_loss:.7f} "
+            f"(step {res.best_step})  after-last-update {res.final_loss_after_update:.7f}  ({res.seconds:.1f} s)")
+        return res
+
+    wanted = {init, *baselines}
+    results = {}
+    if wanted & {"random", "gaussian", "tbpi"} or (init == "best" and K not in PUBLISHED_TRENDS):
+        results["random"] = fit("random", "abs_normal", seed)
+        stage1 = results["random"].params()
+        if wanted & {"tbpi", "best"}:
+            trend = fit_trends(stage1.h, stage1.d, stage1.T, include_dead_h=include_dead_h, select=select,
+                               per_parameter=per_parameter, target=tname, grid=grid)
+            record["trend"] = trend.to_dict()
+            log(f"[trend] chosen {trend.forms} by {select}; candidates "
+                + ", ".join(f"{c['forms']['h']}/{c['forms']['d']}/{c['forms']['T']}: {c['init_mse']:.6f}"
+                            for c in trend.candidates))
+            results["tbpi"] = fit("tbpi", ("trend", trend))
+        if "gaussian" in wanted:
+            results["gaussian"] = fit("gaussian", add_noise(stage1, sigma, seeds["gaussian_noise"]).as_tuple())
+    if wanted & {"published", "best"} and K in PUBLISHED_TRENDS and tname == "swish":
+        record["published_trend"] = published_trend(K).to_dict()
+        results["published"] = fit("published", "tbpi")
+    if init == "best":
+        # start from the lowest loss any stage reached (its best iterate)
+        name, start = min(results.items(), key=lambda kv: kv[1].best_loss)
+        log(f"[best] polishing the best iterate of stage {name!r} ({start.best_loss:.7f}): {polish_steps} "
+            f"cosine-annealed Adam steps, least-squares d, {search_iters} pattern-search iterations ...")
+        best = fit_best(tname, K, start=start, grid=grid, polish_steps=polish_steps, lr=lr, seed=seed,
+                        search_iters=search_iters, log=log)
+        best["start_stage"] = name
+        params = best.pop("params")
+        best["params"] = params.to_dict()
+        stages["best"] = best
+        log(f"[best] polish best {best.get('polish_best_loss', float('nan')):.7f}  "
+            f"+lsq d {best['lsq_loss']:.7f}  +search {best.get('search_loss', float('nan')):.7f}  "
+            f"final {best['final_mse']:.7f}")
+        record.update(init_mse=start.init_loss, final_mse=best["final_mse"], best_mse=best["final_mse"])
+        record["final_params"] = params
+    else:
+        r = results[init]
+        record.update(init_mse=r.init_loss, final_mse=r.reported_loss, best_mse=r.best_loss)
+        record["final_params"] = r.params()
+    record["final_params"] = record["final_params"].to_dict()
+    return record
+
+
+# ----------------------------------------------------------------------------- plots
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_trends(record, path):
+    """h(t), d(t), T(t) of the trained stage-1 neuron (markers; dead h[K-1] hollow) with the fitted
+    curves (dashed) over t in [1, K]; also writes the plotted numbers as CSV next to the PNG."""
+    plt = _plt()
+    trend = record["trend"]
+    K = trend["K"]
+    pts = record["stages"]["random"]["params_after"]
+    t = np.arange(1, K + 1)
+    tt = np.linspace(1, K, 100)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    rows = []
+    for ax, p in zip(axes, PARAM_NAMES):
+        form, c = trend["forms"][p], trend["coeffs"][p]
+        curve = (c[0] * tt ** 2 + c[1] * tt + c[2]) if form == "quadratic" else (c[0] * np.log(tt) + c[1])
+        vals = np.asarray(pts[p])
+        ax.plot(t[:K - 1] if p == "h" else t, vals[:K - 1] if p == "h" else vals, "o", label=f"trained {p}")
+        if p == "h":
+            ax.plot([K], [vals[-1]], "o", mfc="none", label="h[K-1] (dead)")
+        coeff = ", ".join(f"{v:.4g}" for v in c)
+        ax.plot(tt, curve, "--", label=f"{form}: ({coeff})")
+        ax.set_xticks(t)
+        ax.set_xlabel("t = k + 1")
+        ax.set_title(f"{p}(t), K = {K}")
+        ax.legend(fontsize=7)
+        fitted = eval_curve(form, c, K)
+        rows += [(p, int(ti), float(v), float(f)) for ti, v, f in zip(t, vals, fitted)]
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    with open(str(path)[:-4] + ".csv", "w") as f:
+        f.write("param,t,trained,curve\n")
+        f.writelines(f"{p},{ti},{v:.8g},{c:.8g}\n" for p, ti, v, c in rows)
+    return path
+
+
+def plot_fit(params, target, grid, path, title=""):
+    """FS approximation against the target on the fitting grid (and the error below)."""
+    import tensorflow as tf
+
+    from tfspike.fs.dynamics import fs_forward
+    from tfspike.fs.targets import make_grid, target_numpy
+
+    plt = _plt()
+    x = make_grid(grid)
+    y = target_numpy(target, x)
+    out = fs_forward(tf.constant(x), params.h, params.d, params.T).numpy()
+    fig, (a, b) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    a.plot(x, y, label=str(target))
+    a.plot(x, out, label=f"FS K={params.K}", lw=1)
+    a.set_title(title or f"{params.name}: MSE {np.mean((out - y) ** 2):.3e}")
+    a.legend()
+    b.plot(x, out - y, lw=0.8)
+    b.set_xlabel("x")
+    b.set_ylabel("FS - target")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_losses(record, path):
+    """Loss (log scale) against step for every trained stage; stage-1 then the retrains after it."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    steps = record["config"]["steps"]
+    for name, st in record["stages"].items():
+        if "curve" not in st:
+            continue
+        c = np.asarray(st["curve"], np.float64)
+        offset = 0 if name in ("random", "published") else steps
+        ax.plot(c[:, 0] + offset, c[:, 1], label=f"{name} (final {st['reported_loss']:.3e})")
+    if "random" in record["stages"] and len(record["stages"]) > 1:
+        ax.axvline(steps, color="gray", ls=":", label="stage boundary")
+    ax.set_yscale("log")
+    ax.set_xlabel("Adam step")
+    ax.set_ylabel("MSE")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def polish_record(record, polish_steps=0, lr=1e-3, seed=0, log=print, search_iters=1000):
+    """Add a ``best`` stage to an existing :func:`run` record: polish the best iterate of its best
+    stage (cosine-annealed Adam, then least-squares d) and update the top-level keys."""
+    from tfspike.fs.fit import fit_best
+
+    cfg = record["config"]
+    stages = {k: v for k, v in record["stages"].items() if "best_params" in v}
+    if not stages:
+        raise UserError("the results file has no trained stage to start from")
+    # an earlier "best" stage is a candidate start too (its params are its best)
+    prev = record["stages"].get("best")
+    if prev is not None and "params" in prev:
+        stages["best"] = dict(prev, best_params=prev["params"], best_loss=prev["final_mse"],
+                              init_loss=record.get("init_mse"))
+    name, st = min(stages.items(), key=lambda kv: kv[1]["best_loss"])
+    bp = st["best_params"]
+    start = FSParams(bp["h"], bp["d"], bp["T"], name=f"{cfg['target']}_k{cfg['K']}_{name}_best")
+    log(f"[best] polishing the best iterate of stage {name!r} ({st['best_loss']:.7f}): {polish_steps} "
+        f"cosine-annealed Adam steps, least-squares d, {search_iters} pattern-search iterations ...")
+    best = fit_best(cfg["target"], cfg["K"], start=start, grid=tuple(cfg["grid"]), polish_steps=polish_steps,
+                    lr=lr, seed=seed, start_loss=st["best_loss"], search_iters=search_iters, log=log)
+    params = best.pop("params")
+    best["params"] = params.to_dict()
+    best["start_stage"] = name
+    if name == "best":
+        record["stages"]["best_previous"] = prev
+    record["stages"]["best"] = best
+    record["config"] = dict(cfg, init="best", polish_steps=polish_steps, search_iters=search_iters)
+    record.update(init_mse=st["init_loss"], final_mse=best["final_mse"], best_mse=best["final_mse"],
+                  final_params=params.to_dict())
+    log(f"[best] polish best {best.get('polish_best_loss', float('nan')):.7f}  +lsq d {best['lsq_loss']:.7f}  "
+        f"+search {best.get('search_loss', float('nan')):.7f}  final {best['final_mse']:.7f}")
+    return record

@@ -1,0 +1,192 @@
+"""FewSpike layer: the contract the DDIM helper relies on, and checks D1–D3 of fs.md §6."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layer_contract import check_layer_contract
+from tfspike.errors import UserError
+from tfspike.fs import FewSpike, fs_relu, get_params, post_to_pre, pre_to_post
+from tfspike.reference import fs_numpy as R
+
+
+def test_contract_imports_and_get_params():
+    p = get_params("stoeckl_swish_k16")
+    assert p.K == 16 and p.name == "stoeckl_swish_k16"
+    assert p.h.dtype == np.float32 and p.d.dtype == np.float32 and p.T.dtype == np.float32
+    assert get_params("stoeckl_sigmoid_k12").K == 12
+    relu = get_params("relu_k10")
+    assert relu.K == 10 and relu.h[0] == 12.5
+    np.testing.assert_array_equal(fs_relu(10, 25.0).T, relu.T)
+    assert callable(pre_to_post) and callable(post_to_pre)
+    # dicts, tuples and saved files resolve to the same set
+    d = {"h": p.h.tolist(), "d": p.d.tolist(), "T": p.T.tolist()}
+    for obj in (d, (p.h, p.d, p.T)):
+        q = get_params(obj)
+        assert q.K == 16
+        np.testing.assert_array_equal(q.T, p.T)
+
+
+def test_contract_layer_constant_params():
+    layer = FewSpike(params="stoeckl_swish_k16", voltage_scaling="abs_plus_one", trainable_params=False,
+                     name="fs_test")
+    x = np.random.default_rng(0).normal(0, 2, (3, 4, 4, 5)).astype(np.float32)
+    y = layer(x)
+    assert layer.weights == [] and layer.trainable_weights == []
+    assert y.dtype == tf.float32 and tuple(y.shape) == x.shape
+    np.testing.assert_array_equal(y.numpy(), R.forward_post(x, *get_params("stoeckl_swish_k16").as_tuple())[0])
+
+
+def test_unknown_and_ungenerated_presets_are_clear_errors(tmp_path):
+    with pytest.raises(UserError, match="unknown FS parameter set"):
+        get_params("no_such_set")
+    with pytest.raises(UserError, match="same length"):
+        get_params(([1.0, 2.0], [1.0], [0.0, 0.0]))
+    with pytest.raises(UserError, match="not found"):
+        get_params(str(tmp_path / "missing.json"))
+    from tfspike.fs.params import PRESET_DIR
+
+    if not os.path.exists(os.path.join(PRESET_DIR, "swish_k16_best.json")):
+        with pytest.raises(UserError, match="has not been generated"):
+            get_params("swish_k16_best")
+
+
+def test_saved_set_round_trip(tmp_path):
+    p = get_params("stoeckl_sigmoid_k12")
+    path = p.save(tmp_path / "s.json")
+    q = get_params(str(path))
+    for a, b in zip(p.as_tuple(), q.as_tuple()):
+        np.testing.assert_array_equal(a, b)
+    layer = FewSpike(str(path))
+    assert layer.K == 12
+
+
+def test_pre_ordering_loader(tmp_path):
+    from tfspike.fs import load_params
+    from tfspike.fs.params import FSParams
+
+    p = get_params("stoeckl_swish_k16")
+    pre = FSParams(*post_to_pre(*p.as_tuple()))
+    import json
+
+    path = tmp_path / "pre.json"
+    json.dump({"h": pre.h.tolist(), "d": pre.d.tolist(), "T": pre.T.tolist(), "ordering": "pre"}, open(path, "w"))
+    with pytest.raises(UserError, match="ordering"):
+        load_params(path)  # no default ordering
+    with pytest.raises(UserError, match="declares ordering"):
+        load_params(path, ordering="post")
+    q = load_params(path, ordering="pre")
+    np.testing.assert_array_equal(q.h, p.h)
+    with pytest.raises(UserError):
+        get_params(str(path))  # get_params only takes post sets
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_layer_contract(trainable):
+    x = np.random.default_rng(1).normal(0, 2, (8, 6, 3)).astype(np.float32)
+    model = check_layer_contract(
+        lambda: FewSpike("stoeckl_swish_k16", trainable_params=trainable), x,
+        expected_output_shape=(8, 6, 3), fit=True)
+    fs = [l for l in model.layers if isinstance(l, FewSpike)][0]
+    assert len(fs.weights) == (3 if trainable else 0)
+
+
+def test_D1_weights():
+    a = FewSpike("relu_k10", trainable_params=False)
+    a.build((None, 4))
+    assert a.weights == []
+    b = FewSpike("relu_k10", trainable_params=True)
+    b.build((None, 4))
+    assert [w.shape for w in b.weights] == [(10,)] * 3
+    assert sorted(w.name for w in b.weights) == ["T", "d", "h"]
+    assert len(b.trainable_weights) == 3
+
+
+def test_D2_clone_and_keras_round_trip(tmp_path):
+    inp = keras.Input((5,))
+    out = FewSpike("stoeckl_sigmoid_k12", voltage_scaling="none")(keras.layers.Dense(5)(inp))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(2).normal(0, 3, (16, 5)).astype(np.float32)
+    y = model.predict(x, verbose=0)
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x, verbose=0), y)
+    fs_c = clone.layers[-1]
+    assert fs_c.get_config() == model.layers[-1].get_config()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), y)
+    assert loaded.layers[-1].get_config() == model.layers[-1].get_config()
+    assert loaded.layers[-1].voltage_scaling == "none"
+
+
+def test_trained_params_survive_save(tmp_path):
+    x = np.random.default_rng(3).normal(0, 2, (32, 4)).astype(np.float32)
+    inp = keras.Input((4,))
+    model = keras.Model(inp, FewSpike("tbpi_trend_k8", trainable_params=True)(inp))
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    model.fit(x, np.tanh(x), epochs=3, verbose=0)
+    h_trained = model.layers[-1].current_params()[0]
+    assert not np.array_equal(h_trained[:-1], get_params("tbpi_trend_k8").h[:-1])
+    assert h_trained[-1] == get_params("tbpi_trend_k8").h[-1]  # B1: dead reset never moves
+    model.save(tmp_path / "t.keras")
+    loaded = keras.saving.load_model(tmp_path / "t.keras")
+    np.testing.assert_array_equal(loaded.layers[-1].current_params()[0], h_trained)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_D3_mixed_precision_computes_in_float32():
+    x32 = np.random.default_rng(4).normal(0, 3, (4, 9)).astype(np.float32)
+    x16 = x32.astype(np.float16)
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        inp = keras.Input((9,))
+        pre = keras.layers.Dense(9)(inp)
+        layer = FewSpike("stoeckl_swish_k16")
+        out = layer(pre)
+        model = keras.Model(inp, out)
+        assert layer.compute_dtype == "float32" and out.dtype == "float32"
+        direct = layer(tf.constant(x16))
+        assert direct.dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    want = R.forward_post(x16.astype(np.float32), *get_params("stoeckl_swish_k16").as_tuple())[0]
+    np.testing.assert_array_equal(direct.numpy(), want)
+    assert model.predict(x32, verbose=0).dtype == np.float32
+
+
+def test_spike_count_does_not_change_output():
+    layer = FewSpike("relu_k10")
+    x = tf.constant(np.linspace(0, 25, 100001).astype(np.float32))
+    n = layer.spike_count(x).numpy()
+    assert abs(n.mean() - 5.0008) < 2e-3
+    np.testing.assert_array_equal(layer(x).numpy(), R.forward_post(x.numpy(), *fs_relu(10).as_tuple())[0])
+
+
+def test_bad_arguments():
+    with pytest.raises(UserError, match="voltage_scaling"):
+        FewSpike("relu_k10", voltage_scaling="scaled")
+    with pytest.raises(ValueError):
+        FewSpike()
+
+
+@pytest.mark.parametrize("name", ["swish_k16_random", "swish_k16_gaussian", "swish_k16_tbpi", "swish_k16_best"])
+def test_shipped_fitted_presets(name):
+    from tfspike.fs.params import PRESET_DIR
+    from tfspike.fs.tbpi import grid_mse
+
+    if not os.path.exists(os.path.join(PRESET_DIR, name + ".json")):
+        pytest.skip(f"{name} not generated")
+    p = get_params(name)
+    assert p.K == 16 and p.name == name
+    assert "seed" in p.meta and "config" in p.meta and "command" in p.meta
+    mse = grid_mse(p)
+    assert mse == pytest.approx(p.meta["final_mse"], rel=0.1)
+    if name == "swish_k16_best":
+        assert mse == pytest.approx(p.meta["grid_mse"], rel=1e-5)
+        assert mse < 0.000525  # below the TBPI README / re-implementation K = 16 value
+    out = FewSpike(name)(np.float32([-5.0, 0.0, 5.0])).numpy()
+    assert np.all(np.isfinite(out))
