@@ -43,8 +43,9 @@ def synthetic(shape, n, seed=0):
     return x, rng.integers(0, 10, n)
 
 
-def time_steps(model, ds, steps):
-    model.fit(ds, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)  # warm-up: trace and compile
+def time_steps(model, ds, steps, warmup=True):
+    if warmup:  # trace, compile and touch every buffer with the same number of steps
+        model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
     t = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
     return (time.perf_counter() - t) / steps
@@ -54,10 +55,14 @@ def step_ratio(label, model_name, data_name, batch, steps, rounds):
     relu, snn = compiled_twins(model_name, data_name)
     x, y = synthetic(relu.input_shape[1:], batch * 16)
     ds = make_dataset(x, y, batch, shuffle=True).repeat()
+    time_steps(relu, ds, steps)
+    time_steps(snn, ds, steps)
     t_relu, t_snn = [], []
     for _ in range(rounds):
-        t_relu.append(time_steps(relu, ds, steps))
-        t_snn.append(time_steps(snn, ds, steps))
+        t_relu.append(time_steps(relu, ds, steps, warmup=False))
+        t_snn.append(time_steps(snn, ds, steps, warmup=False))
+    if os.environ.get("BENCH_VERBOSE"):
+        print(label, "relu", [round(t * 1e3, 1) for t in t_relu], "snn", [round(t * 1e3, 1) for t in t_snn])
     r, s = statistics.median(t_relu), statistics.median(t_snn)
     print(f"{label} snn_over_relu={s / r:.2f} snn_step_ms={s * 1e3:.2f} relu_step_ms={r * 1e3:.2f} "
           f"batch={batch} rounds={rounds}", flush=True)

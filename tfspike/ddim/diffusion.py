@@ -109,18 +109,24 @@ class DiffusionModel(keras.Model):
 
     def reverse_diffusion(self, initial_noise, diffusion_steps):
         """Deterministic DDIM (η = 0) from t = 1 in ``diffusion_steps`` equal steps; returns the
-        last predicted (normalised) clean images. The loop over sampling steps is unrolled in the graph."""
+        last predicted (normalised) clean images.
+
+        The steps run in a symbolic loop (``keras.ops.fori_loop``), so the network appears once in the
+        graph: unrolling it would make XLA compile ``diffusion_steps`` copies of the U-Net, which for
+        FS layers (16 unrolled neuron steps per site) takes many minutes on a CPU.
+        """
         num_images = ops.shape(initial_noise)[0]
         step_size = 1.0 / diffusion_steps
-        next_noisy_images = initial_noise
-        pred_images = None
-        for step in range(diffusion_steps):
-            noisy_images = next_noisy_images
-            diffusion_times = ops.ones((num_images, 1, 1, 1)) - step * step_size
+
+        def body(step, state):
+            noisy_images, _ = state
+            diffusion_times = ops.ones((num_images, 1, 1, 1)) - ops.cast(step, "float32") * step_size
             noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
             pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=False)
             next_noise_rates, next_signal_rates = self.diffusion_schedule(diffusion_times - step_size)
-            next_noisy_images = next_signal_rates * pred_images + next_noise_rates * pred_noises
+            return next_signal_rates * pred_images + next_noise_rates * pred_noises, pred_images
+
+        _, pred_images = ops.fori_loop(0, diffusion_steps, body, (initial_noise, ops.zeros_like(initial_noise)))
         return pred_images
 
     def _generate(self, initial_noise, diffusion_steps):
@@ -132,10 +138,12 @@ class DiffusionModel(keras.Model):
         if initial_noise is None:
             initial_noise = keras.random.normal((num_images, self.image_size, self.image_size, self.channels),
                                                 seed=seed if seed is not None else self.seed_generator)
-        key = (int(initial_noise.shape[0]), int(diffusion_steps))
+        # XLA unless the model was compiled without it (Keras turns XLA off on CPU by default).
+        jit = bool(self.jit_compile) if self.compiled else True
+        key = (int(initial_noise.shape[0]), int(diffusion_steps), jit)
         if key not in self._generate_fns:
             self._generate_fns[key] = tf.function(lambda noise: self._generate(noise, key[1]),
-                                                  jit_compile=True, reduce_retracing=True)
+                                                  jit_compile=jit, reduce_retracing=True, autograph=False)
         return self._generate_fns[key](tf.convert_to_tensor(initial_noise, tf.float32))
 
     # -- training and evaluation ---------------------------------------------------------------
@@ -194,21 +202,23 @@ class DiffusionModel(keras.Model):
 
 
 def fs_spike_probe(network):
-    """A model ``[noisy, variance] -> [input of each FS layer]`` and the FS layers (in graph order)."""
+    """A model ``[noisy, variance] -> [pred_noises, input of each FS layer...]`` and the FS layers
+    (in graph order); ``(None, [])`` for a network without FS layers."""
     sites = fs_layers(network)
     if not sites:
         return None, []
-    return keras.Model(network.inputs, [layer.input for layer in sites]), sites
+    return keras.Model(network.inputs, [network.output] + [layer.input for layer in sites]), sites
 
 
 def sample_fs_spike_stats(model, num_images, diffusion_steps, seed=0, batch_size=None):
     """Spikes per FS neuron per network call during deterministic DDIM sampling with the EMA network.
 
-    Runs the sampler step by step; at every step, the input of each FS layer is recorded through a
-    probe model and its spikes are counted with ``tfspike.fs.fs_forward(..., return_spike_count=True)``
-    (the layer output is never changed). Returns ``{"per_site": {name: {"n_neurons", "spikes_per_neuron"}},
-    "spikes_per_neuron": total spikes / (Σ neurons · images · steps), "n_neurons": Σ neurons,
-    "num_images", "diffusion_steps"}``, or ``None`` for a network without FS layers.
+    Runs the sampler step by step (one XLA-compiled function per step); at every step the input of each
+    FS layer is read through a probe model that shares the EMA network's layers, and its spikes are
+    counted with ``tfspike.fs.fs_forward(..., return_spike_count=True)``; the layer output is never
+    changed. Returns ``{"spikes_per_neuron": total spikes / (Σ neurons · images · steps),
+    "n_neurons": Σ neurons per image, "num_images", "diffusion_steps", "per_site": {name:
+    {"n_neurons", "spikes_per_neuron"}}}``, or ``None`` for a network without FS layers.
     """
     from tfspike.fs import fs_forward
 
@@ -217,16 +227,19 @@ def sample_fs_spike_stats(model, num_images, diffusion_steps, seed=0, batch_size
         return None
     params = [_layer_params(layer) for layer in sites]
     batch_size = batch_size or num_images
+    step_size = 1.0 / diffusion_steps
 
-    @tf.function(jit_compile=True)
-    def count_step(noisy_images, noise_rates):
-        inputs = probe([noisy_images, noise_rates ** 2], training=False)
-        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    @tf.function(jit_compile=bool(model.jit_compile) if model.compiled else True)
+    def sampling_step(noisy_images, diffusion_times):
+        noise_rates, signal_rates = model.diffusion_schedule(diffusion_times)
+        pred_noises, *fs_inputs = probe([noisy_images, noise_rates ** 2], training=False)
         counts = []
-        for x, (h, d, T, scaling) in zip(inputs, params):
+        for x, (h, d, T, scaling) in zip(fs_inputs, params):
             _, n = fs_forward(x, h, d, T, voltage_scaling=scaling, return_spike_count=True)
-            counts.append(tf.reduce_sum(tf.cast(n, tf.float64)))
-        return tf.stack(counts)
+            counts.append(tf.reduce_sum(tf.cast(n, tf.float64)))  # float32 sums lose integers above 2^24
+        pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
+        next_noise_rates, next_signal_rates = model.diffusion_schedule(diffusion_times - step_size)
+        return next_signal_rates * pred_images + next_noise_rates * pred_noises, tf.stack(counts)
 
     totals = np.zeros(len(sites), np.float64)
     gen = np.random.default_rng(seed)
@@ -235,14 +248,9 @@ def sample_fs_spike_stats(model, num_images, diffusion_steps, seed=0, batch_size
         b = min(batch_size, num_images - done)
         noisy = tf.constant(gen.standard_normal((b, model.image_size, model.image_size, model.channels)),
                             tf.float32)
-        step_size = 1.0 / diffusion_steps
         for step in range(diffusion_steps):
-            times = tf.ones((b, 1, 1, 1)) - step * step_size
-            noise_rates, signal_rates = model.diffusion_schedule(times)
-            totals += count_step(noisy, noise_rates).numpy()
-            pred_noises, pred_images = model.denoise(noisy, noise_rates, signal_rates, training=False)
-            next_noise_rates, next_signal_rates = model.diffusion_schedule(times - step_size)
-            noisy = next_signal_rates * pred_images + next_noise_rates * pred_noises
+            noisy, counts = sampling_step(noisy, tf.fill((b, 1, 1, 1), 1.0 - step * step_size))
+            totals += counts.numpy().astype(np.float64)
         done += b
     per_site, n_total = {}, 0
     calls = num_images * diffusion_steps
@@ -255,6 +263,6 @@ def sample_fs_spike_stats(model, num_images, diffusion_steps, seed=0, batch_size
 
 
 def _layer_params(layer):
-    cfg = layer.get_config()
-    return (np.asarray(cfg["h"], np.float32), np.asarray(cfg["d"], np.float32), np.asarray(cfg["T"], np.float32),
-            cfg.get("voltage_scaling", "abs_plus_one"))
+    h, d, T = layer.current_params() if hasattr(layer, "current_params") else (
+        np.asarray(layer.get_config()[k], np.float32) for k in ("h", "d", "T"))
+    return h, d, T, layer.get_config().get("voltage_scaling", "abs_plus_one")
