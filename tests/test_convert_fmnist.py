@@ -2,7 +2,7 @@
 checked on the 10,000 test images, fine-tuned one epoch at lr 1e-6 and exported as a SavedModel.
 
 Runs ``examples/convert_pretrained.py`` on the first 20,000 training images for one epoch, the
-configuration whose output docs/convert.md quotes (a few minutes of CPU time, hence ``slow``).
+configuration whose output the README quotes (a few minutes of CPU time, hence ``slow``).
 """
 
 import importlib.util

@@ -185,6 +185,6 @@ def get_params(obj):
     if s in FITTED_PRESETS:
         raise UserError(f"FS preset {s!r} has not been generated yet: run "
                         f"`python main.py --model_type=FS --activation=swish --K=16 --init=... --save_preset=True` "
-                        f"(see docs/fs.md)")
+                        f"(see the README, section Few-Spike neurons)")
     raise UserError(f"unknown FS parameter set {s!r}; built-in: {', '.join(builtin_names())}, "
                     f"or a path to a .json set")

@@ -50,6 +50,119 @@ def run_time_loop(step, inputs_tm, initial_states, output_dtype=tf.float32):
     return out_ta.stack(), final_states
 
 
+def recurrent_sequence_manual_bptt(update, currents_tm, recurrent_kernel, coefficients, n_states):
+    """Spikes ``(T, B, H)`` of a recurrent spiking layer, with a hand-written backward pass through time.
+
+    ``update(current, states, coefficients) -> (z, new_states)`` is the cell's pure step, ``states[0]``
+    the previous spikes, all states zero at t = -1; ``current_t = currents_tm[t] + z_{t-1} @ K_rec``.
+    The forward loop stores the states and currents of every step. The backward loop walks back in
+    time and takes the vector-Jacobian product of one step with a GradientTape (so any surrogate,
+    custom-gradient or FGI, is honoured exactly); the recurrent weight gradient is one big matmul
+    after the loop. Gradients equal plain autodiff through the loop, but XLA compiles this form to
+    linear time in T (autodiff through ``tf.while_loop`` under XLA copies its per-step stacks).
+    """
+    coefficients = tuple(coefficients)
+
+    @tf.custom_gradient
+    def run(currents_tm, recurrent_kernel, *coefficients):
+        steps = currents_tm.shape[0]
+        batch = tf.shape(currents_tm)[1]
+        units = recurrent_kernel.shape[-1]
+        zero = tf.zeros((batch, units), currents_tm.dtype)
+        dtype = currents_tm.dtype
+
+        def fwd_body(t, states, z_ta, cur_ta, prev_tas):
+            current = currents_tm[t] + tf.matmul(states[0], recurrent_kernel)
+            z, new_states = update(current, states, coefficients)
+            prev_tas = tuple(ta.write(t, st) for ta, st in zip(prev_tas, states))
+            return t + 1, tuple(new_states), z_ta.write(t, z), cur_ta.write(t, current), prev_tas
+
+        tas = lambda: tf.TensorArray(dtype, size=steps, element_shape=(None, units))  # noqa: E731
+        _, _, z_ta, cur_ta, prev_tas = tf.while_loop(
+            lambda t, *_: t < steps, fwd_body,
+            (tf.constant(0), (zero,) * n_states, tas(), tas(), tuple(tas() for _ in range(n_states))),
+            maximum_iterations=steps)
+        spikes_tm = z_ta.stack()
+        currents_all = cur_ta.stack()
+        prev_all = tuple(ta.stack() for ta in prev_tas)
+
+        def grad(d_spikes_tm):
+            k_t = tf.transpose(recurrent_kernel)
+
+            def bwd_body(i, g_states, g_coef, d_cur_ta):
+                t = steps - 1 - i
+                prev = tuple(a[t] for a in prev_all)
+                current = currents_all[t]
+                with tf.GradientTape() as tape:
+                    tape.watch((current,) + prev + coefficients)
+                    z, new_states = update(current, prev, coefficients)
+                    # z is also new_states[0]: its gradient arrives once, via d_spikes + g_states[0]
+                    outputs = list(new_states)
+                    seeds = [g_states[0] + d_spikes_tm[t]] + list(g_states[1:])
+                    seeded = tf.add_n([tf.reduce_sum(o * tf.stop_gradient(s)) for o, s in zip(outputs, seeds)])
+                grads = tape.gradient(seeded, (current,) + prev + coefficients,
+                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                d_current = grads[0]
+                d_prev = list(grads[1:1 + n_states])
+                d_prev[0] = d_prev[0] + tf.matmul(d_current, k_t)
+                g_coef = tuple(a + b for a, b in zip(g_coef, grads[1 + n_states:]))
+                return i + 1, tuple(d_prev), g_coef, d_cur_ta.write(t, d_current)
+
+            _, _, g_coef, d_cur_ta = tf.while_loop(
+                lambda i, *_: i < steps, bwd_body,
+                (tf.constant(0), (zero,) * n_states, tuple(tf.zeros_like(c) for c in coefficients), tas()),
+                maximum_iterations=steps)
+            d_currents = d_cur_ta.stack()
+            z_prev = prev_all[0]
+            d_kernel = tf.matmul(tf.reshape(z_prev, (-1, units)), tf.reshape(d_currents, (-1, units)),
+                                 transpose_a=True)
+            return (d_currents, d_kernel) + tuple(g_coef)
+
+        return spikes_tm, grad
+
+    return run(currents_tm, recurrent_kernel, *coefficients)
+
+
+def leaky_integrator_sequence(currents_tm, alpha):
+    """``o_t = alpha o_{t-1} + (1 - alpha) h_t`` over time (o_{-1} = 0), with a closed-form backward pass.
+
+    Backward: ``g_t = do_t + alpha g_{t+1}``, ``dh_t = (1 - alpha) g_t``,
+    ``dalpha = sum_t g_t (o_{t-1} - h_t)``.
+    """
+
+    @tf.custom_gradient
+    def run(currents_tm, alpha):
+        steps = currents_tm.shape[0]
+        zero = tf.zeros_like(currents_tm[0])
+
+        def body(t, o, ta):
+            o = alpha * o + (1.0 - alpha) * currents_tm[t]
+            return t + 1, o, ta.write(t, o)
+
+        _, _, ta = tf.while_loop(lambda t, *_: t < steps, body,
+                                 (tf.constant(0), zero, tf.TensorArray(currents_tm.dtype, size=steps)),
+                                 maximum_iterations=steps)
+        out = ta.stack()
+
+        def grad(d_out):
+            def bwd(i, g, ta):
+                t = steps - 1 - i
+                g = d_out[t] + alpha * g
+                return i + 1, g, ta.write(t, g)
+
+            _, _, gta = tf.while_loop(lambda i, *_: i < steps, bwd,
+                                      (tf.constant(0), zero, tf.TensorArray(currents_tm.dtype, size=steps)),
+                                      maximum_iterations=steps)
+            g_all = gta.stack()
+            o_prev = tf.concat([zero[None], out[:-1]], axis=0)
+            d_alpha = tf.reduce_sum(g_all * (o_prev - currents_tm), axis=[0, 1])
+            return (1.0 - alpha) * g_all, d_alpha
+
+        return out, grad
+
+    return run(currents_tm, alpha)
+
+
 class SpikingCellBase(keras.layers.Layer):
     """Base of the hidden spiking cells: joint kernel, optional bias, zero states, surrogate.
 
@@ -129,16 +242,23 @@ class SpikingSequenceBase(keras.layers.Layer):
 
     The input current of all steps is one matmul before the loop; the loop runs the recurrent half
     and the neuron update. With ``return_state=True`` it returns ``[spikes, *final_states]``.
+
+    ``bptt="manual"`` (default) trains through :func:`recurrent_sequence_manual_bptt` (same gradients,
+    linear time under XLA); ``bptt="autodiff"`` differentiates the plain loop. Inference, a given
+    ``initial_state`` or ``return_state=True`` always run the plain loop.
     """
 
     cell_class = None
 
-    def __init__(self, units, return_state=False, **kwargs):
+    def __init__(self, units, return_state=False, bptt="manual", **kwargs):
         base_keys = ("name", "trainable", "dtype")
         base = {k: kwargs.pop(k) for k in base_keys if k in kwargs}
         base.setdefault("dtype", "float32")
         super().__init__(**base)
+        if bptt not in ("manual", "autodiff"):
+            raise ValueError(f"bptt must be 'manual' or 'autodiff', got {bptt!r}")
         self.return_state = bool(return_state)
+        self.bptt = bptt
         self.cell = self.cell_class(units, **kwargs)
         self.units = self.cell.units
 
@@ -151,10 +271,16 @@ class SpikingSequenceBase(keras.layers.Layer):
     def call(self, inputs, initial_state=None, training=None):
         inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
         batch = tf.shape(inputs)[0]
-        states = initial_state if initial_state is not None else self.cell.get_initial_state(batch)
         coefficients = self.cell.coefficients()
         currents_tm = tf.transpose(self.cell.input_current(inputs), (1, 0, 2))
         cell = self.cell
+        # Inference (training=False) runs the plain loop: nothing is stored for a backward pass.
+        if (training and self.bptt == "manual" and initial_state is None and not self.return_state
+                and inputs.shape[1] is not None):
+            spikes_tm = recurrent_sequence_manual_bptt(cell.update, currents_tm, cell.kernel[cell.input_dim:],
+                                                       coefficients, cell.n_states)
+            return tf.transpose(spikes_tm, (1, 0, 2))
+        states = initial_state if initial_state is not None else self.cell.get_initial_state(batch)
 
         def step(current_in, states):
             current = current_in + cell.recurrent_current(states[0])
@@ -179,4 +305,5 @@ class SpikingSequenceBase(keras.layers.Layer):
             cell_config.pop(k, None)
         config.update(cell_config)
         config["return_state"] = self.return_state
+        config["bptt"] = self.bptt
         return config

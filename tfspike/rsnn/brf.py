@@ -216,7 +216,8 @@ class RFCell(_ResonatorCellBase):
 class BRF(SpikingSequenceBase):
     """BRF sequence layer: a compiled loop over time around :class:`BRFCell`.
 
-    Args: ``units``, ``return_state`` and every :class:`BRFCell` argument.
+    Args: ``units``, ``return_state``, ``bptt`` ("manual" | "autodiff", see
+    :class:`~tfspike.rsnn.base.SpikingSequenceBase`) and every :class:`BRFCell` argument.
 
     Input shape: ``(batch, T, I)``. Output shape: ``(batch, T, H)`` spikes (plus the final
     ``[z, u, v, q]`` with ``return_state=True``).

@@ -8,7 +8,6 @@
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 

@@ -64,7 +64,7 @@ _ALIF = {
 }
 _NETWORK_KEYS = ("input_units", "hidden_units", "output_units", "steps", "per_step_labels", "label_last",
                  "sub_seq_length", "omega_init", "b_offset_init", "tau_mem_init", "tau_adp_init", "tau_out_init",
-                 "use_bias", "dt", "gamma", "theta", "max_omega_dt", "theta0", "beta", "surrogate")
+                 "use_bias", "dt", "gamma", "theta", "max_omega_dt", "theta0", "beta", "surrogate", "bptt")
 _TRAIN_KEYS = ("learning_rate", "batch_size", "val_batch_size", "test_batch_size", "epochs", "clipnorm")
 
 
@@ -221,8 +221,9 @@ def build_rsnn(neuron, task, **overrides):
         hidden.update(omega_init=p["omega_init"], b_offset_init=p["b_offset_init"])
         keys = ("dt", "theta", "max_omega_dt") + (("gamma",) if neuron == "BRF" else ())
         hidden.update({k: p[k] for k in keys if k in p})
-    if "surrogate" in p:
-        hidden["surrogate"] = p["surrogate"]
+    for k in ("surrogate", "bptt"):
+        if k in p:
+            hidden[k] = p[k]
     readout = {"tau_mem_init": p["tau_out_init"], "use_bias": p["use_bias"] and neuron == "ALIF"}
     model = RSNN(neuron, p["hidden_units"], p["output_units"], hidden_config=hidden, readout_config=readout,
                  per_step_labels=p["per_step_labels"], label_last=p["label_last"],

@@ -11,7 +11,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tfspike.rsnn.base import _pair, run_time_loop
+from tfspike.rsnn.base import _pair, leaky_integrator_sequence, run_time_loop
 
 
 def li_update(current, o, alpha):
@@ -104,6 +104,8 @@ class LIReadout(keras.layers.Layer):
         inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
         alpha = self.cell.alpha()
         currents_tm = tf.transpose(self.cell.input_current(inputs), (1, 0, 2))
+        if inputs.shape[1] is not None:
+            return tf.transpose(leaky_integrator_sequence(currents_tm, alpha), (1, 0, 2))
 
         def step(current, states):
             o = li_update(current, states[0], alpha)

@@ -1,0 +1,233 @@
+"""Recipe runner, loss/metrics, LR schedule (D10), NaN stop, resume, CLI and serialisation of the RSNN."""
+
+import json
+import math
+import os
+import pathlib
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfspike.errors import UserError, WeightMismatchError
+from tfspike.rsnn.metrics import correct_and_total, expand_targets, step_nll, summed_loss
+from tfspike.rsnn.network import RSNN, build_rsnn, import_reference_npz, preset, recipe
+from tfspike.rsnn.train import fit_recipe, linear_decay, make_optimizer
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+
+def test_d10_linear_lr_decay():
+    s = linear_decay(0.1, 400)
+    np.testing.assert_allclose([s(0), s(200), s(399)], [0.1, 0.05, 0.00025], rtol=1e-12)
+    s = linear_decay(0.1, 300)
+    np.testing.assert_allclose([s(0), s(1), s(2)], [0.1, 0.0996667, 0.0993333], rtol=1e-6)
+    opt = make_optimizer(0.1, 1.0)
+    assert opt.epsilon == 1e-8 and opt.global_clipnorm == 1.0 and opt.clipnorm is None
+    assert make_optimizer(0.1, None).global_clipnorm is None
+
+
+def test_recipes_match_the_spec():
+    assert recipe("BRF", "SMNIST") == dict(learning_rate=0.1, batch_size=256, val_batch_size=256, test_batch_size=256,
+                                           epochs=300, clipnorm=1.0)
+    assert recipe("RF", "ECG") == dict(learning_rate=0.1, batch_size=16, val_batch_size=61, test_batch_size=141,
+                                       epochs=400, clipnorm=None)
+    assert recipe("BRF", "SHD")["learning_rate"] == 0.075 and recipe("BRF", "SHD")["epochs"] == 20
+    a = preset("ALIF", "ECG")
+    assert (a["batch_size"], a["learning_rate"], a["sub_seq_length"]) == (64, 0.05, 10)
+    assert preset("BRF", "SMNIST")["label_last"] and not preset("BRF", "PSMNIST")["label_last"]
+    assert preset("BRF", "PSMNIST")["omega_init"] == (15.0, 85.0)
+    with pytest.raises(UserError, match="unknown task"):
+        preset("BRF", "CIFAR")
+    with pytest.raises(UserError, match="unknown preset override"):
+        preset("BRF", "ECG", omega=3)
+
+
+def test_loss_is_sum_over_kept_steps_and_prediction_rules():
+    rng = np.random.default_rng(0)
+    o = tf.constant(rng.normal(size=(3, 5, 4)).astype("float32"))
+    y_seq = tf.constant([0, 2, 3])
+    targets = expand_targets(y_seq, o, per_step_labels=False, label_last=False, sub_seq_length=0)
+    loss, n = summed_loss(step_nll(o, targets))
+    logp = tf.nn.log_softmax(o).numpy()
+    expected = -sum(np.mean([logp[b, t, int(y_seq[b])] for b in range(3)]) for t in range(5))
+    assert n == 5 and abs(float(loss) - expected) < 1e-5
+    correct, total = correct_and_total(o, targets, False, False)
+    pred = o.numpy().mean(1).argmax(-1)  # time-mean of raw potentials
+    assert float(correct) == np.sum(pred == y_seq.numpy()) and float(total) == 3
+    y_step = tf.constant(rng.integers(0, 4, (3, 7)))
+    kept = o[:, :5]
+    t2 = expand_targets(y_step, kept, per_step_labels=True, label_last=False, sub_seq_length=2)
+    np.testing.assert_array_equal(t2.numpy(), y_step.numpy()[:, 2:])
+    c2, tot2 = correct_and_total(kept, t2, True, False)
+    assert float(tot2) == 15 and float(c2) == np.sum(kept.numpy().argmax(-1) == y_step.numpy()[:, 2:])
+
+
+def _tiny_task(n=24, steps=40, seed=0):
+    """Per-step two-class toy task: the label is which of two input channels spiked most recently."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, steps, 2), np.float32)
+    y = np.zeros((n, steps), np.int64)
+    for i in range(n):
+        label = 0
+        for t in range(steps):
+            if rng.random() < 0.2:
+                label = int(rng.integers(0, 2))
+                x[i, t, label] = 1.0
+            y[i, t] = label
+    return x, y
+
+
+def _tiny_model():
+    return RSNN("BRF", 12, 2, per_step_labels=True,
+                hidden_config=dict(omega_init=(3, 5), b_offset_init=(0.1, 1.0), kernel_bound=30.0),
+                readout_config=dict(tau_mem_init=(5.0, 0.5)))
+
+
+def test_fit_recipe_trains_keeps_best_and_resumes(tmp_path):
+    keras.utils.set_random_seed(1)
+    x, y = _tiny_task(40)
+    train, val, test = (x[:24], y[:24]), (x[24:32], y[24:32]), (x[32:], y[32:])
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    kwargs = dict(learning_rate=0.05, total_epochs=6, epochs=4, batch_size=8, val_batch_size=8, test_batch_size=8,
+                  logging_dir=str(tmp_path), prefix="tiny", jit_compile=False, verbose=0)
+    model = _tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        fit_recipe(model, train, val, test, extra_callbacks=[Interrupt()], **kwargs)
+    rows = json.loads((tmp_path / "tiny_history.json").read_text())
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    model = _tiny_model()  # a fresh process would rebuild the model: BackupAndRestore brings it back
+    stats, info = fit_recipe(model, train, val, test, **kwargs)
+    assert [r["epoch"] for r in info["history"]] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose([r["lr"] for r in info["history"][1:]], [0.05 * (1 - e / 6) for e in range(4)],
+                               rtol=1e-6)
+    best = min(info["history"], key=lambda r: r["val_loss"])
+    assert info["best_epoch"] == best["epoch"]
+    assert info["history"][-1]["loss"] < info["history"][1]["loss"]  # it learns
+    assert abs(stats["loss"] - best["test_loss"]) < 1e-5  # test metrics of the best-val weights
+    assert os.path.exists(tmp_path / "tiny_best.weights.h5")
+    assert not os.listdir(tmp_path / "backup" / "tiny") if os.path.isdir(tmp_path / "backup" / "tiny") else True
+    assert set(stats) == {"loss", "accuracy", "sop", "sop_per_step", "firing_rate"}
+
+
+def test_nan_stops_training_and_keeps_best(tmp_path):
+    keras.utils.set_random_seed(2)
+    x, y = _tiny_task(24)
+    bad = x[:16].copy()
+    bad[:, 3, 0] = np.nan
+    model = _tiny_model()
+    stats, info = fit_recipe(model, (bad, y[:16]), (x[16:20], y[16:20]), (x[20:], y[20:]), learning_rate=0.05,
+                             total_epochs=5, epochs=3, batch_size=8, val_batch_size=4, test_batch_size=4,
+                             logging_dir=str(tmp_path), prefix="nan", jit_compile=False, verbose=0)
+    assert info["nan_stop"] and info["best_epoch"] == 0
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert math.isfinite(stats["loss"])
+
+
+def test_rsnn_keras_round_trip_and_weight_errors(tmp_path, golden_dir):
+    model = build_rsnn("BRF", "ECG")
+    x = np.random.default_rng(0).integers(0, 2, (2, 100, 4)).astype("float32")  # any T runs
+    import_reference_npz(model, str(golden_dir / "brf" / "ecg_brf.npz"))
+    out = model(x).numpy()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded(x).numpy(), out)
+    assert loaded.get_config() == model.get_config()
+    model.save_weights(tmp_path / "m.weights.h5")
+    other = build_rsnn("BRF", "ECG")
+    other.load_weights(tmp_path / "m.weights.h5")
+    np.testing.assert_array_equal(other(x).numpy(), out)
+    with pytest.raises(WeightMismatchError, match="missing hidden/tau_mem"):
+        import_reference_npz(build_rsnn("ALIF", "ECG"), str(golden_dir / "brf" / "ecg_brf.npz"))
+    with pytest.raises(WeightMismatchError, match="shape"):
+        import_reference_npz(build_rsnn("BRF", "ECG", hidden_units=20), str(golden_dir / "brf" / "ecg_brf.npz"))
+
+
+def test_manual_bptt_equals_autodiff_on_a_random_net():
+    keras.utils.set_random_seed(4)
+    x = (np.random.default_rng(4).random((3, 60, 5)) < 0.3).astype("float32")
+    for neuron in ("BRF", "RF", "ALIF"):
+        grads = []
+        for bptt in ("manual", "autodiff"):
+            keras.utils.set_random_seed(4)
+            cfg = dict(bptt=bptt, kernel_bound=20.0 if neuron != "ALIF" else 0.5)
+            model = RSNN(neuron, 7, 3, per_step_labels=True, hidden_config=cfg)
+            model.build((None, 60, 5))
+            y = np.random.default_rng(5).integers(0, 3, (3, 60))
+            step = tf.function(lambda a, b: _grad(model, a, b), jit_compile=True)
+            grads.append(step(x, y))
+        assert grads[0][0] > 0  # spikes happened
+        for a, b in zip(grads[0][1], grads[1][1]):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-4, atol=1e-6)
+
+
+def _grad(model, x, y):
+    with tf.GradientTape() as tape:
+        loss, _, _, _, counts = model.loss_and_stats(x, y, training=True)
+    return tf.reduce_sum(counts), tape.gradient(loss, model.trainable_variables)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from main import main
+
+    rc = main(["--model_type=BRF", "--data_name=ECG", "--data_dir", str(tmp_path), "--logging_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ECG-QTDB not found")
+    rc = main(["--model_type=ALIF", "--data_name=ECG", "--omega_init", "3", "5", "--logging_dir", str(tmp_path)])
+    assert rc == 2 and "does not apply" in capsys.readouterr().err
+    rc = main(["--model_type=BRF", "--data_name=ECG", "--omega_init", "15", "150", "--logging_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "exceeds max_omega_dt/dt" in err[0]
+
+
+@pytest.mark.data
+def test_cli_ecg_smoke_run_learns(data_dir, tmp_path):
+    """One epoch of the ECG BRF recipe (35 updates): the validation loss falls below ln 6."""
+    from main import main
+
+    rc = main(["--model_type=BRF", "--data_name=ECG", "--data_dir", data_dir, "--epochs=1", "--verbose=0",
+               "--logging_dir", str(tmp_path)])
+    assert rc == 0
+    res = json.loads((tmp_path / "ECG-BRF_results.json").read_text())
+    hist = res["history"]
+    assert hist[0]["val_loss"] == pytest.approx(math.log(6), abs=1e-3)  # untrained: no spikes, uniform output
+    assert hist[1]["val_loss"] < 1.6 and res["best_epoch"] == 1 and res["test_accuracy"] > 0.4
+    for name in ("ECG-BRF_best.keras", "ECG-BRF_curves.png", "ECG-BRF_raster.png", "ECG-BRF_best.weights.h5"):
+        assert (tmp_path / name).exists(), name
+    assert any((tmp_path / "tensorboard" / "ECG-BRF").rglob("events.out.tfevents.*"))
+    rc = main(["--model_type=BRF", "--data_name=ECG", "--data_dir", data_dir, "--epochs=0", "--plots=false",
+               "--load", str(tmp_path / "ECG-BRF_best.keras"), "--logging_dir", str(tmp_path / "eval")])
+    again = json.loads((tmp_path / "eval" / "ECG-BRF_results.json").read_text())
+    assert rc == 0 and again["test_accuracy"] == pytest.approx(res["test_accuracy"], abs=1e-6)
+
+
+def test_cli_shd_on_synthetic_hdf5(tmp_path):
+    """SHD end to end through main.py on small HDF5 files in the real layout (SHD is not shipped)."""
+    h5py = pytest.importorskip("h5py")
+    from main import main
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "shd").mkdir()
+    for split, n in (("train", 10), ("test", 4)):
+        with h5py.File(tmp_path / "shd" / f"shd_{split}.h5", "w") as f:
+            times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.dtype("float16")))
+            units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.dtype("uint16")))
+            for i in range(n):
+                times[i] = np.sort(rng.random(300)).astype("float16")
+                units[i] = rng.integers(0, 700, 300).astype("uint16")
+            f.create_dataset("labels", data=rng.integers(0, 20, n))
+    out = tmp_path / "logs"
+    rc = main(["--model_type=BRF", "--data_name=SHD", "--data_dir", str(tmp_path), "--epochs=1", "--batch_size=4",
+               "--val_batch_size=4", "--test_batch_size=4", "--jit_compile=false", "--verbose=0", "--plots=false",
+               "--logging_dir", str(out)])
+    res = json.loads((out / "SHD-BRF_results.json").read_text())
+    assert rc == 0 and res["params"] == 108820 and res["epochs_run"] == 1
+    assert res["recipe"]["learning_rate"] == 0.075 and res["recipe"]["epochs"] == 20
+    assert 0 <= res["test_accuracy"] <= 1 and np.isfinite(res["test_loss"])

@@ -1,0 +1,224 @@
+"""``main.py --model_type=BRF|RF|ALIF``: resonate-and-fire RSNNs on S-MNIST, PS-MNIST, ECG-QTDB and SHD.
+
+    python main.py --model_type=BRF --data_name=ECG --data_dir ../shared/data            # full recipe
+    python main.py --model_type=BRF --data_name=ECG --epochs=30                         # 30 of 400 epochs
+    python main.py --model_type=BRF --data_name=ECG --load ../shared/golden/brf/ecg_brf.npz --epochs=0
+    python main.py --model_type=BRF --data_name=PSMNIST --load ps.npz --permutation perm.npy --epochs=0
+
+Writes ``<logging_dir>/<DATA>-<model_type>_results.json`` (test loss, accuracy, SOP per sample, SOP per
+step, firing rate of the best-validation weights), the best model (``_best.keras``), the history, the
+TensorBoard logs and two PNGs (training curves, spike raster).
+"""
+
+import os
+
+from tfspike.cli.common import (nonneg_float, nonneg_int, positive_float, positive_int, setup_logging, str2bool,
+                                Timer)
+from tfspike.errors import UserError
+
+MODEL_TYPES = ("BRF", "RF", "ALIF")
+DATA_NAMES = ("SMNIST", "PSMNIST", "ECG", "SHD")
+
+
+def add_arguments(parser):
+    g = parser.add_argument_group("resonate-and-fire RSNN (BRF | RF | ALIF)")
+    g.add_argument("--data_name", default="ECG", choices=DATA_NAMES, help="task")
+    g.add_argument("--epochs", type=nonneg_int, default=None,
+                   help="epochs to train in this run (default: the recipe's E); 0 = evaluate only")
+    g.add_argument("--full_epochs", type=positive_int, default=None,
+                   help="E of the linear LR decay lr0*(1-e/E) (default: the recipe's; keep it in short runs)")
+    g.add_argument("--learning_rate", type=positive_float, default=None, help="Adam lr0 (default: recipe)")
+    g.add_argument("--batch_size", type=positive_int, default=None, help="train batch (default: recipe)")
+    g.add_argument("--val_batch_size", type=positive_int, default=None)
+    g.add_argument("--test_batch_size", type=positive_int, default=None)
+    g.add_argument("--clipnorm", type=nonneg_float, default=None,
+                   help="global gradient-norm clip, 0 = off (default: 1.0 for (P)S-MNIST, off otherwise)")
+    g.add_argument("--hidden_units", type=positive_int, default=None, help="H (default: recipe)")
+    g.add_argument("--sub_seq_length", type=nonneg_int, default=None, help="outputs dropped at the start")
+    g.add_argument("--label_last", type=str2bool, default=None, help="loss on the last step only")
+    g.add_argument("--use_bias", type=str2bool, default=None, help="bias in hidden and (ALIF) readout")
+    g.add_argument("--omega_init", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
+    g.add_argument("--b_offset_init", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
+    g.add_argument("--tau_mem_init", type=float, nargs=2, default=None, metavar=("MEAN", "STD"))
+    g.add_argument("--tau_adp_init", type=float, nargs=2, default=None, metavar=("MEAN", "STD"))
+    g.add_argument("--tau_out_init", type=float, nargs=2, default=None, metavar=("MEAN", "STD"))
+    g.add_argument("--max_omega_dt", type=positive_float, default=None,
+                   help="guard: |omega| is clamped to max_omega_dt/dt (BRF default 0.999)")
+    g.add_argument("--surrogate", default="custom_gradient", choices=("custom_gradient", "fgi"),
+                   help="double-Gaussian surrogate form (identical gradients)")
+    g.add_argument("--load", default=None,
+                   help="start from a .keras / .weights.h5 file or a reference .npz checkpoint")
+    g.add_argument("--permutation", default=None, help="PS-MNIST: .npy with the 784-step permutation")
+    g.add_argument("--perm_seed", type=nonneg_int, default=0, help="PS-MNIST permutation seed")
+    g.add_argument("--reference_binning", type=str2bool, default=True, help="SHD: Yin et al. binning quirks")
+    g.add_argument("--jit_compile", type=str2bool, default=True, help="XLA-compile train and eval steps")
+    g.add_argument("--max_batches", type=positive_int, default=None,
+                   help="use at most this many batches per epoch and evaluation (smoke tests)")
+    g.add_argument("--plots", type=str2bool, default=True, help="write the curve and raster PNGs")
+    g.add_argument("--verbose", type=nonneg_int, default=1, help="Keras progress bar (0 off, 1 bar, 2 line)")
+
+
+def load_task(args):
+    """``train, val, test`` as ``(x, y)`` numpy pairs plus extras (the PS-MNIST permutation)."""
+    import numpy as np
+
+    from tfspike.data.ecg import load_ecg, split_train_val
+
+    extra = {}
+    name = args.data_name
+    if name == "ECG":
+        (xtr, ytr), test = load_ecg(args.data_dir)
+    elif name in ("SMNIST", "PSMNIST"):
+        from tfspike.data.smnist import load_permutation, load_smnist
+
+        perm = load_permutation(args.permutation) if args.permutation else None
+        if perm is not None and name == "SMNIST":
+            raise UserError("--permutation is for --data_name=PSMNIST")
+        (xtr, ytr), test, perm = load_smnist(args.data_dir, permuted=name == "PSMNIST", perm_seed=args.perm_seed,
+                                             permutation=perm)
+        extra["permutation"] = perm
+    else:
+        from tfspike.data.shd import load_shd
+
+        (xtr, ytr), test = load_shd(args.data_dir, reference_binning=args.reference_binning)
+    tr, va = split_train_val(len(xtr), int(0.1 * len(xtr)), args.seed)
+    return (xtr[tr], ytr[tr]), (xtr[va], ytr[va]), test, extra
+
+
+def _overrides(args):
+    o = {k: getattr(args, k) for k in ("hidden_units", "sub_seq_length", "label_last", "use_bias", "learning_rate",
+                                       "batch_size", "val_batch_size", "test_batch_size", "max_omega_dt")}
+    for k in ("omega_init", "b_offset_init", "tau_mem_init", "tau_adp_init", "tau_out_init"):
+        v = getattr(args, k)
+        o[k] = tuple(v) if v is not None else None
+    if args.full_epochs is not None:
+        o["epochs"] = args.full_epochs
+    if args.clipnorm is not None:
+        o["clipnorm"] = args.clipnorm or None
+    if args.model_type == "ALIF":
+        for k in ("omega_init", "b_offset_init", "max_omega_dt"):
+            if o[k] is not None:
+                raise UserError(f"--{k} does not apply to --model_type=ALIF")
+    else:
+        for k in ("tau_mem_init", "tau_adp_init"):
+            if o[k] is not None:
+                raise UserError(f"--{k} applies to --model_type=ALIF only")
+    return {k: v for k, v in o.items() if v is not None}
+
+
+def load_model_file(path, neuron, task, overrides):
+    """A model from ``.keras`` / ``.weights.h5`` / reference ``.npz``."""
+    import keras
+
+    from tfspike.errors import WeightMismatchError
+    from tfspike.rsnn.network import RSNN, build_rsnn, import_reference_npz
+
+    if not os.path.exists(path):
+        raise UserError(f"model file not found: {path}")
+    if path.endswith(".keras"):
+        try:
+            model = keras.saving.load_model(path)
+        except Exception as e:  # noqa: BLE001 - unreadable model → one line
+            raise UserError(f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        if not isinstance(model, RSNN) or model.neuron != neuron:
+            raise WeightMismatchError(f"{path} holds a {getattr(model, 'neuron', type(model).__name__)} model, "
+                                      f"not --model_type={neuron}")
+        return model
+    model = build_rsnn(neuron, task, **overrides)
+    if path.endswith(".npz"):
+        import_reference_npz(model, path)
+    elif path.endswith(".weights.h5"):
+        try:
+            model.load_weights(path)
+        except Exception as e:  # noqa: BLE001
+            raise WeightMismatchError(f"{path} does not fit the {neuron} {task} network: "
+                                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    else:
+        raise UserError(f"--load expects a .keras, .weights.h5 or reference .npz file, got {path}")
+    return model
+
+
+def run(args):
+    import numpy as np
+
+    from tfspike.cli.common import set_seed
+    from tfspike.rsnn.network import build_rsnn, count_parameters, preset
+    from tfspike.rsnn.train import evaluate, fit_recipe, save_best_model
+    from tfspike.surrogates.double_gaussian import DoubleGaussian
+    from tfspike.utils.io import write_json_atomic
+
+    neuron, task = args.model_type, args.data_name
+    prefix = f"{task}-{neuron}"
+    logger = setup_logging(args.logging_dir, prefix)
+    timer = Timer()
+    set_seed(args.seed)
+    overrides = _overrides(args)
+    overrides["surrogate"] = DoubleGaussian(form=args.surrogate)
+    p = preset(neuron, task, **overrides)
+    epochs = p["epochs"] if args.epochs is None else args.epochs
+    if epochs > p["epochs"]:
+        raise UserError(f"--epochs={epochs} exceeds the schedule's E={p['epochs']}; raise --full_epochs too")
+    try:
+        if args.load:
+            model = load_model_file(args.load, neuron, task, overrides)
+            logger.info(f"loaded {args.load}")
+        else:
+            model = build_rsnn(neuron, task, **overrides)
+    except ValueError as e:  # impossible constants (e.g. an omega range beyond the guard): one line
+        if isinstance(e, UserError):
+            raise
+        raise UserError(str(e)) from e
+    train, val, test, extra = load_task(args)
+    if train[0].shape[1:] != (p["steps"], p["input_units"]):
+        raise UserError(f"{task} data have shape {train[0].shape[1:]}, the network expects "
+                        f"({p['steps']}, {p['input_units']})")
+    n_params = count_parameters(model)
+    logger.info(f"{task} {neuron}: {p['input_units']}-{model.hidden_units}-{model.output_units}, T={p['steps']}, "
+                f"{n_params} parameters; train/val/test {len(train[0])}/{len(val[0])}/{len(test[0])}; "
+                f"seed {args.seed}; lr {p['learning_rate']}, batch {p['batch_size']}, E={p['epochs']}, "
+                f"running {epochs} epochs, clip {p['clipnorm']}")
+    if extra.get("permutation") is not None:
+        from tfspike.utils.io import atomic_path
+
+        with atomic_path(os.path.join(args.logging_dir, f"{prefix}_permutation.npy"), ".npy") as tmp:
+            np.save(tmp, extra["permutation"])
+    if epochs == 0:
+        model.compile(jit_compile=args.jit_compile)
+        stats = evaluate(model, *test, p["test_batch_size"], args.max_batches)
+        info = {"best_epoch": None, "epochs_run": 0, "history": []}
+    else:
+        stats, info = fit_recipe(model, train, val, test, learning_rate=p["learning_rate"], total_epochs=p["epochs"],
+                                 epochs=epochs, batch_size=p["batch_size"], val_batch_size=p["val_batch_size"],
+                                 test_batch_size=p["test_batch_size"], clipnorm=p["clipnorm"],
+                                 logging_dir=args.logging_dir, prefix=prefix, seed=args.seed,
+                                 jit_compile=args.jit_compile, max_batches=args.max_batches, logger=logger,
+                                 verbose=args.verbose)
+        save_best_model(model, os.path.join(args.logging_dir, f"{prefix}_best.keras"))
+    results = {"data_name": task, "model_type": neuron, "params": n_params, "seed": args.seed,
+               "test_loss": stats["loss"], "test_accuracy": stats["accuracy"], "sop_per_sample": stats["sop"],
+               "sop_per_step": stats["sop_per_step"], "firing_rate": stats["firing_rate"],
+               "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
+               "nan_stop": info.get("nan_stop", False), "loaded": args.load,
+               "recipe": {k: p[k] for k in ("learning_rate", "batch_size", "val_batch_size", "test_batch_size",
+                                            "epochs", "clipnorm", "label_last", "sub_seq_length")},
+               "epochs_requested": epochs, "perm_seed": args.perm_seed if task == "PSMNIST" else None,
+               "permutation_file": args.permutation, "wall_s": round(timer(), 1), "history": info.get("history")}
+    path = os.path.join(args.logging_dir, f"{prefix}_results.json")
+    write_json_atomic(path, results)
+    logger.info(f"test loss {stats['loss']:.5f}  accuracy {100 * stats['accuracy']:.4f} %  "
+                f"SOP/sample {stats['sop']:.1f}  SOP/step {stats['sop_per_step']:.3f}  "
+                f"firing rate {stats['firing_rate']:.4f}  (best epoch {info.get('best_epoch')}) -> {path}")
+    if args.plots:
+        _plots(model, test, info, args.logging_dir, prefix)
+    return 0
+
+
+def _plots(model, test, info, logging_dir, prefix):
+    from tfspike.rsnn.plots import plot_spike_raster, plot_training_curves
+
+    logits, spikes = model.forward(test[0][:1].astype("float32"))
+    labels = test[1][0] if model.per_step_labels else None
+    plot_spike_raster(spikes.numpy()[0], os.path.join(logging_dir, f"{prefix}_raster.png"),
+                      title=f"{prefix} hidden layer, test sample 0", labels=labels, logits=logits.numpy()[0])
+    if info.get("history"):
+        plot_training_curves(info["history"], os.path.join(logging_dir, f"{prefix}_curves.png"), title=prefix)

@@ -1,0 +1,61 @@
+"""Plots for people: a hidden-layer spike raster and the training curves (matplotlib, Agg, PNG)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tfspike.utils.io import atomic_path  # noqa: E402
+
+
+def plot_spike_raster(spikes, path, title="hidden spikes", labels=None, logits=None):
+    """Raster of one sample's hidden spikes ``(T, H)``; optional per-step labels / predictions below."""
+    spikes = np.asarray(spikes)
+    rows = 2 if labels is not None or logits is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 5 if rows == 2 else 4), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1][:rows]})
+    t, n = np.nonzero(spikes)
+    ax = axes[0, 0]
+    ax.scatter(t, n, s=2, marker="|", color="k")
+    ax.set_ylabel("neuron")
+    ax.set_ylim(-0.5, spikes.shape[1] - 0.5)
+    ax.set_title(f"{title}: {int(spikes.sum())} spikes, rate {spikes.mean():.3f}")
+    if rows == 2:
+        ax2 = axes[1, 0]
+        if labels is not None and np.ndim(labels) == 1:
+            ax2.plot(labels, label="label", lw=1)
+        if logits is not None:
+            ax2.plot(np.argmax(logits, axis=-1), label="prediction", lw=1, alpha=0.7)
+        ax2.set_ylabel("class")
+        ax2.legend(loc="upper right", fontsize=8)
+    axes[-1, 0].set_xlabel("time step")
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(history, path, title="training"):
+    """Loss and accuracy per epoch (train / val / test) from the recipe's JSON history rows."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = [r["epoch"] for r in history]
+    for metric, ax in (("loss", axes[0]), ("accuracy", axes[1])):
+        for prefix in ("", "val_", "test_"):
+            key = prefix + metric
+            pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=key or metric)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if epochs:
+        axes[0].set_xlim(min(epochs), max(max(epochs), 1))
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
