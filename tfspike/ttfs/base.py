@@ -19,6 +19,18 @@ import tensorflow as tf
 from tfspike.ttfs.quantize import quantize_times, quantize_weights
 
 NOISE_MODES = ("reference", "spikes")
+
+
+def pair(v):
+    """An int or a pair of ints as a tuple of two ints (kernel sizes, strides)."""
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
+
+
+def spatial_size(n, k, s, padding):
+    """Output length of a sliding window (Keras conventions for "same" and "valid")."""
+    if n is None:
+        return None
+    return -(-n // s) if padding == "same" else (n - k) // s + 1
 DEFAULT_X_N = 1000.0
 DEFAULT_ZETA = 0.5
 

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfspike.ttfs.base import TTFSSpikingLayer
+from tfspike.ttfs.base import TTFSSpikingLayer, pair, spatial_size
 
 
 @keras.saving.register_keras_serializable(package="tfspike")
@@ -42,8 +42,8 @@ class TTFSConv2D(TTFSSpikingLayer):
                  kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size)
-        self.strides = _pair(strides)
+        self.kernel_size = pair(kernel_size)
+        self.strides = pair(strides)
         self.padding = padding.lower()
         if self.padding not in ("same", "valid"):
             raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
@@ -74,13 +74,8 @@ class TTFSConv2D(TTFSSpikingLayer):
     def compute_output_shape(self, input_shape):
         h, w = input_shape[1], input_shape[2]
 
-        def size(n, k, s):
-            if n is None:
-                return None
-            return -(-n // s) if self.padding == "same" else (n - k) // s + 1
-
-        return (input_shape[0], size(h, self.kernel_size[0], self.strides[0]),
-                size(w, self.kernel_size[1], self.strides[1]), self.filters)
+        return (input_shape[0], spatial_size(h, self.kernel_size[0], self.strides[0], self.padding),
+                spatial_size(w, self.kernel_size[1], self.strides[1], self.padding), self.filters)
 
     def get_config(self):
         config = super().get_config()
@@ -90,7 +85,3 @@ class TTFSConv2D(TTFSSpikingLayer):
                       bias_initializer=keras.initializers.serialize(self.bias_initializer),
                       kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer))
         return config
-
-
-def _pair(v):
-    return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)

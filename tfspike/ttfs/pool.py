@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from tfspike.ttfs.base import pair, spatial_size
+
 
 @keras.saving.register_keras_serializable(package="tfspike")
 class TTFSMaxPool2D(keras.layers.Layer):
@@ -26,8 +28,8 @@ class TTFSMaxPool2D(keras.layers.Layer):
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _pair(pool_size)
-        self.strides = _pair(strides) if strides is not None else self.pool_size
+        self.pool_size = pair(pool_size)
+        self.strides = pair(strides) if strides is not None else self.pool_size
         self.padding = padding.lower()
 
     def build(self, input_shape):
@@ -40,19 +42,10 @@ class TTFSMaxPool2D(keras.layers.Layer):
         return pooled * s
 
     def compute_output_shape(self, input_shape):
-        def size(n, k, st):
-            if n is None:
-                return None
-            return -(-n // st) if self.padding == "same" else (n - k) // st + 1
-
-        return (input_shape[0], size(input_shape[1], self.pool_size[0], self.strides[0]),
-                size(input_shape[2], self.pool_size[1], self.strides[1]), input_shape[3])
+        return (input_shape[0], spatial_size(input_shape[1], self.pool_size[0], self.strides[0], self.padding),
+                spatial_size(input_shape[2], self.pool_size[1], self.strides[1], self.padding), input_shape[3])
 
     def get_config(self):
         config = super().get_config()
         config.update(pool_size=self.pool_size, strides=self.strides, padding=self.padding)
         return config
-
-
-def _pair(v):
-    return (int(v), int(v)) if isinstance(v, int) else tuple(int(a) for a in v)
