@@ -19,7 +19,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from tfspike.models.ttfs_zoo import build_relu_model, build_snn_model, copy_weights_by_name, make_optimizer  # noqa
 from tfspike.data.pipeline import make_dataset  # noqa: E402

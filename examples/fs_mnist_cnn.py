@@ -10,7 +10,6 @@ batch 128, seeded. Writes ``<logging_dir>/fs_cnn_<dataset>_<activation>.json``.
 """
 
 import argparse
-import json
 import os
 import sys
 import time

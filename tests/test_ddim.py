@@ -17,15 +17,7 @@ from tfspike.ddim.unet import (SinusoidalEmbedding, activation_sites, count_para
                                residual_unet)
 from tfspike.errors import UserError
 
-try:
-    from tfspike.fs import FewSpike  # noqa: F401
-
-    HAVE_FS = True
-except ImportError:  # the Few-Spike package lands separately
-    HAVE_FS = False
-
-needs_fs = pytest.mark.skipif(not HAVE_FS, reason="needs tfspike.fs (FewSpike)")
-ACTIVATIONS = ["swish", pytest.param("fs_swish", marks=needs_fs)]
+ACTIVATIONS = ["swish", "fs_swish"]
 
 
 def tiny_encoder(size=16, channels=1, dims=16):
@@ -81,7 +73,6 @@ def test_unet_rejects_bad_shapes():
         residual_unet(16, 1, (8, 16), 1, activation="relu")
 
 
-@needs_fs
 def test_fs_params_by_name():
     from tfspike.ddim.unet import FS_PARAM_SETS, activation_factory
 
@@ -90,7 +81,6 @@ def test_fs_params_by_name():
     assert FS_PARAM_SETS["tbpi"] == "swish_k16_tbpi"
 
 
-@needs_fs
 def test_ema_clone_keeps_fs_layers():  # E2
     model = DiffusionModel(16, 1, (4, 8, 8, 8), 2, "fs_swish", "published", voltage_scaling="abs_plus_one")
     fs, fs_ema = fs_layers(model.network), fs_layers(model.ema_network)
@@ -220,7 +210,6 @@ def test_train_step_and_sampling(activation, tmp_path):
         np.testing.assert_array_equal(u.numpy(), v.numpy())
 
 
-@needs_fs
 def test_sampling_spike_stats():
     keras.utils.set_random_seed(0)
     model = DiffusionModel(16, 1, (4, 8), 1, "fs_swish", "published")
@@ -275,7 +264,6 @@ def test_cli_errors(capsys, tmp_path):
 
 
 @pytest.mark.data
-@needs_fs
 def test_cli_tiny_run(data_dir, tmp_path, capsys):
     argv = ["--model_type=DDIM", "--activation=fs_swish", "--fs_params=published", "--data_name=FMNIST",
             f"--data_dir={data_dir}", f"--logging_dir={tmp_path}", "--widths=4,8,8,8", "--block_depth=1",
@@ -337,7 +325,6 @@ def test_offline_kid_extractor(data_dir, tmp_path):  # E7
 
 @pytest.mark.slow
 @pytest.mark.data
-@needs_fs
 def test_offline_smoke_training(data_dir):  # E8: 200 steps, FS (Stöckl K16) and swish
     from tfspike.ddim.data import image_pipeline, load_offline
 

@@ -6,7 +6,7 @@ import pytest
 
 from tfspike.convert import activations_to_fewspike
 from tfspike.errors import UserError
-from tfspike.fs import FewSpike, fs_relu, get_params
+from tfspike.fs import FewSpike, fs_relu
 from tfspike.fs.stats import count_fs_neurons, spike_stats
 from tfspike.reference import fs_numpy as R
 

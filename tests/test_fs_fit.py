@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfspike.fs import get_params
-from tfspike.fs.fit import FSFitter, TorchAdam, abs_normal_init, fit_fs, optimal_d, resolve_init
+from tfspike.fs.fit import TorchAdam, abs_normal_init, fit_fs, optimal_d, resolve_init
 from tfspike.fs.tbpi import PUBLISHED_TRENDS, fit_trends, grid_mse, published_trend, run
 from tfspike.reference import fs_numpy as R
 

@@ -60,8 +60,6 @@ def add_arguments(parser):
 
 def load_task(args):
     """``train, val, test`` as ``(x, y)`` numpy pairs plus extras (the PS-MNIST permutation)."""
-    import numpy as np
-
     from tfspike.data.ecg import load_ecg, split_train_val
 
     extra = {}
