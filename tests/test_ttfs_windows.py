@@ -54,11 +54,25 @@ def test_spike_metrics_count_hidden_neurons_and_violations():
 
 
 def test_zero_noise_is_bitwise_the_noise_free_path():
+    """configure(noise=0) after a noisy configuration gives back exactly the closed form (no sampling)."""
     a, b = chain_model(), chain_model()
     b.set_weights(a.get_weights())
-    b.configure(noise=0.0)
     x = np.random.default_rng(0).uniform(0, 1, (16, 4)).astype("float32")
+    b.configure(noise=0.5)
+    assert not np.array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    b.configure(noise=0.0)
     np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+
+
+def test_streaming_loss_equals_keras_cross_entropy():
+    model = chain_model(scales=(1.0, 2.0, 0.5))
+    rng = np.random.default_rng(4)
+    model.layers[-1].kernel.assign(rng.normal(size=(4, 2)))
+    x = rng.uniform(0, 1, (37, 4)).astype("float32")
+    y = rng.integers(0, 2, 37)
+    stats = evaluate_ttfs(model, x, y=y, batch_size=10)
+    expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model.predict(x, verbose=0))
+    assert stats["loss"] == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_reference_noise_statistics():

@@ -228,23 +228,21 @@ class Run:
         """Test accuracy/loss, plus spike metrics and agreement for SNNs. Returns the accuracy."""
         a = self.args
         bs = self.eval_batch_size()
-        from tfspike.data.pipeline import make_dataset
+        if a.model_type == "ReLU":
+            from tfspike.data.pipeline import make_dataset
 
-        x = self.x_test_snn if a.model_type == "SNN" else self.x_test
-        loss, acc = self.model.evaluate(make_dataset(x, self.y_test, bs), verbose=0)
-        acc = round(acc * len(x)) / len(x)  # exact count: Keras averages in float32
+            loss, acc = self.model.evaluate(make_dataset(self.x_test, self.y_test, bs), verbose=0)
+            acc = round(acc * len(self.x_test)) / len(self.x_test)  # exact count: Keras averages in float32
+        else:  # one streaming pass gives loss, accuracy and the spike metrics (noise drawn once)
+            from tfspike.ttfs import evaluate_ttfs
+
+            ref = None if self.reference is None else self.reference.predict_on_batch
+            stats = evaluate_ttfs(self.model, self.x_test_snn, self.y_test, batch_size=bs, reference_logits=ref)
+            loss, acc = stats["loss"], stats["accuracy"]
+            self.results[f"snn_{when}"] = stats
         self.results[f"test_loss{'' if when == 'final' else '_initial'}"] = float(loss)
         msg = f"[{when}] test accuracy {acc * 100:.2f} %, loss {loss:.4f}"
         if a.model_type == "SNN":
-            from tfspike.ttfs import evaluate_ttfs
-
-            ref = None
-            if self.reference is not None:
-                ref_fn = self.reference.predict_on_batch
-                ref = lambda xb: ref_fn(xb)  # noqa: E731
-            stats = evaluate_ttfs(self.model, x, self.y_test, batch_size=bs, reference_logits=ref)
-            acc = stats["accuracy"]
-            self.results[f"snn_{when}"] = stats
             msg += (f"; spikes/neuron {stats['spikes_per_neuron']:.4f} (paper: < 0.3), "
                     f"latency {stats['latency']:.0f} τ_c, window violations {stats['window_violations']}")
             if ref is not None:

@@ -27,6 +27,15 @@ def _pair(value, what):
     return v
 
 
+def cell_arguments(cell):
+    """A cell's constructor arguments without the base-layer keys, for a sequence layer's config
+    (the sequence layer builds its own cell from the same arguments)."""
+    config = cell.get_config()
+    for k in ("name", "trainable", "dtype"):
+        config.pop(k, None)
+    return config
+
+
 def run_time_loop(step, inputs_tm, initial_states, output_dtype=tf.float32):
     """``tf.while_loop`` over the leading (time) axis of ``inputs_tm``.
 
@@ -300,10 +309,7 @@ class SpikingSequenceBase(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        cell_config = self.cell.get_config()
-        for k in ("name", "trainable", "dtype"):
-            cell_config.pop(k, None)
-        config.update(cell_config)
+        config.update(cell_arguments(self.cell))
         config["return_state"] = self.return_state
         config["bptt"] = self.bptt
         return config

@@ -11,7 +11,7 @@ import math
 import keras
 import tensorflow as tf
 
-from tfspike.rsnn.base import _pair, leaky_integrator_sequence, run_time_loop
+from tfspike.rsnn.base import _pair, cell_arguments, leaky_integrator_sequence, run_time_loop
 
 
 def li_update(current, o, alpha):
@@ -120,8 +120,5 @@ class LIReadout(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        cell_config = self.cell.get_config()
-        for k in ("name", "trainable", "dtype"):
-            cell_config.pop(k, None)
-        config.update(cell_config)
+        config.update(cell_arguments(self.cell))
         return config

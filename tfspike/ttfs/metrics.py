@@ -41,14 +41,14 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
 
     Returns a dict: ``spikes_per_neuron`` (fraction of hidden neurons that fire, averaged over samples),
     ``spikes_per_layer``, ``input_spike_fraction``, ``window_violations``, ``latency``, ``windows``, and
-    ``accuracy`` / ``agreement_with_relu`` / ``max_abs_logit_diff`` when labels / reference are given.
+    ``accuracy`` and ``loss`` (cross-entropy from logits) / ``agreement_with_relu`` / ``max_abs_logit_diff`` when labels / reference are given.
     """
     spiking, step = _stats_fn(model)
     n_layer = np.array([l.neurons_per_sample() for l in spiking], dtype=np.float64)
     n_in_per_sample = float(np.prod(model.input_shape[1:]))
     fired = np.zeros(len(spiking))
     viol = np.zeros(len(spiking))
-    n_input, n, correct, agree, max_dz = 0.0, 0, 0, 0, 0.0
+    n_input, n, correct, agree, max_dz, nll = 0.0, 0, 0, 0, 0.0, 0.0
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         logits, f, v, ni = step(tf.convert_to_tensor(xb, dtype=model.layers[0].compute_dtype))
@@ -59,7 +59,11 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
         n += len(xb)
         pred = logits.argmax(-1)
         if y is not None:
-            correct += int((pred == np.asarray(y[start:start + batch_size]).reshape(-1)).sum())
+            yb = np.asarray(y[start:start + batch_size]).reshape(-1)
+            correct += int((pred == yb).sum())
+            z = logits.astype(np.float64)
+            z = z - z.max(-1, keepdims=True)  # cross-entropy from logits, stable log-softmax
+            nll += float((np.log(np.exp(z).sum(-1)) - z[np.arange(len(yb)), yb]).sum())
         if reference_logits is not None:
             ref = np.asarray(reference_logits(xb))
             agree += int((ref.argmax(-1) == pred).sum())
@@ -76,6 +80,7 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
     }
     if y is not None:
         out["accuracy"] = correct / n
+        out["loss"] = nll / n
     if reference_logits is not None:
         out["agreement_with_relu"] = agree / n
         out["max_abs_logit_diff"] = max_dz

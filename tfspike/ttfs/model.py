@@ -68,7 +68,8 @@ class TTFSModel(keras.Sequential):
     def configure(self, noise=0.0, noise_mode="reference", time_bits=0, weight_bits=0, w_min=-1.0, w_max=1.0):
         """Set the robustness options of every layer (spec §9) on a built or loaded model.
 
-        Call before ``compile``: the options are read when the step functions are traced.
+        The options are read when the step functions are traced, so the model's compiled
+        train/test/predict functions are dropped and re-traced on next use.
         """
         for layer in self.layers:
             if isinstance(layer, TTFSInput):
@@ -77,6 +78,7 @@ class TTFSModel(keras.Sequential):
                 layer.weight_bits, layer.w_min, layer.w_max = int(weight_bits), float(w_min), float(w_max)
                 if layer.spiking:
                     layer.noise, layer.noise_mode, layer.time_bits = float(noise), noise_mode, int(time_bits)
+        self.train_function = self.test_function = self.predict_function = None
         return self
 
     def windows(self):
