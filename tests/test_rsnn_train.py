@@ -231,3 +231,86 @@ def test_cli_shd_on_synthetic_hdf5(tmp_path):
     assert rc == 0 and res["params"] == 108820 and res["epochs_run"] == 1
     assert res["recipe"]["learning_rate"] == 0.075 and res["recipe"]["epochs"] == 20
     assert 0 <= res["test_accuracy"] <= 1 and np.isfinite(res["test_loss"])
+    assert res["recipe"]["tbptt"] == 0
+    # ALIF with truncated BPTT (sub_seq 10 from the preset: updates at t = 100, 200, 249)
+    rc = main(["--model_type=ALIF", "--data_name=SHD", "--data_dir", str(tmp_path), "--epochs=1", "--batch_size=4",
+               "--val_batch_size=4", "--test_batch_size=4", "--tbptt=100", "--verbose=0", "--plots=false",
+               "--logging_dir", str(out)])
+    res = json.loads((out / "SHD-ALIF_results.json").read_text())
+    assert rc == 0 and res["recipe"]["tbptt"] == 100 and res["recipe"]["sub_seq_length"] == 10
+    assert np.isfinite(res["history"][-1]["loss"]) and np.isfinite(res["test_loss"])
+
+
+def test_tbptt_chunks_follow_the_reference_schedule():
+    from tfspike.rsnn.network import tbptt_chunks
+
+    c = tbptt_chunks(784, 50)
+    assert len(c) == 17 and c[:3] == [(0, 0), (1, 50), (51, 100)] and c[-2:] == [(701, 750), (751, 783)]
+    assert tbptt_chunks(7, 3) == [(0, 0), (1, 3), (4, 6)]
+    assert tbptt_chunks(7, 3, first_kept=2) == [(0, 3), (4, 6)]  # t = 0 is not kept: no update there
+    assert tbptt_chunks(6, 50) == [(0, 0), (1, 5)]
+    assert preset("ALIF", "SMNIST")["tbptt"] == 50 and preset("ALIF", "ECG")["tbptt"] == 0
+    assert preset("BRF", "SMNIST")["tbptt"] == 0
+    with pytest.raises(UserError, match="tbptt must be >= 0"):
+        RSNN("ALIF", 4, 3, tbptt=-1)
+
+
+def _tbptt_reference(model, x, y, chunks, lr, label_last, per_step, sub_seq):
+    """Plain eager TBPTT with the cells' own one-step ``call`` (joint-kernel form) and SGD."""
+    cell, ro = model.hidden.cell, model.readout.cell
+    variables = model.trainable_variables
+    B = x.shape[0]
+    states = cell.get_initial_state(B)
+    o = ro.get_initial_state(B)[0]
+    logged = []
+    for start, end in chunks:
+        with tf.GradientTape() as tape:
+            st, oo, terms = list(states), o, []
+            for t in range(start, end + 1):
+                z, st = cell(x[:, t], st)
+                oo, _ = ro(z, [oo])
+                target = y[:, t] if per_step else y
+                nll = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=oo))
+                if (label_last and t == end) or (not label_last and t >= sub_seq):
+                    terms.append(nll)
+            loss = tf.add_n(terms)
+        grads = tape.gradient(loss, variables)
+        for v, g in zip(variables, grads):
+            v.assign_sub(lr * g)
+        states, o = [tf.stop_gradient(s) for s in st], tf.stop_gradient(oo)
+        if not label_last or end == x.shape[1] - 1:
+            logged += terms
+    return float(tf.add_n(logged)) / len(logged)
+
+
+@pytest.mark.parametrize("label_last,per_step,sub_seq", [(True, False, 0), (False, True, 2), (False, False, 0)])
+def test_tbptt_train_step_equals_an_eager_reference(label_last, per_step, sub_seq):
+    from tfspike.rsnn.network import tbptt_chunks
+
+    T, every, lr = 9, 4, 0.05
+    rng = np.random.default_rng(1)
+    x = (rng.random((3, T, 2)) < 0.5).astype("float32")
+    y = rng.integers(0, 3, (3, T) if per_step else (3,))
+    results = []
+    for which in ("model", "reference"):
+        keras.utils.set_random_seed(2)
+        model = RSNN("ALIF", 5, 3, per_step_labels=per_step, label_last=label_last, sub_seq_length=sub_seq,
+                     tbptt=every, hidden_config=dict(kernel_bound=0.6, tau_mem_init=(3.0, 0.1)))
+        model.build((None, T, 2))
+        if which == "model":
+            model.compile(optimizer=keras.optimizers.SGD(lr), jit_compile=True)
+            logs = model.train_on_batch(x, y, return_dict=True)
+            assert int(model.optimizer.iterations) == len(tbptt_chunks(T, every, sub_seq))
+            loss = logs["loss"]
+        else:
+            loss = _tbptt_reference(model, tf.constant(x), tf.constant(y), tbptt_chunks(T, every, sub_seq), lr,
+                                    label_last, per_step, sub_seq)
+        results.append(([v.numpy() for v in model.trainable_variables], loss))
+    (w_model, l_model), (w_ref, l_ref) = results
+    assert abs(l_model - l_ref) < 1e-5
+    for a, b in zip(w_model, w_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    keras.utils.set_random_seed(2)
+    untrained = RSNN("ALIF", 5, 3, hidden_config=dict(kernel_bound=0.6, tau_mem_init=(3.0, 0.1)))
+    untrained.build((None, T, 2))
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(w_model, [v.numpy() for v in untrained.trainable_variables]))

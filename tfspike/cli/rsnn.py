@@ -44,6 +44,9 @@ def add_arguments(parser):
     g.add_argument("--tau_out_init", type=float, nargs=2, default=None, metavar=("MEAN", "STD"))
     g.add_argument("--max_omega_dt", type=positive_float, default=None,
                    help="guard: |omega| is clamped to max_omega_dt/dt (BRF default 0.999)")
+    g.add_argument("--tbptt", type=nonneg_int, default=None,
+                   help="truncated BPTT: an update every N steps within each minibatch, 0 = full BPTT "
+                        "(default: 50 for ALIF on (P)S-MNIST as the reference, else 0)")
     g.add_argument("--surrogate", default="custom_gradient", choices=("custom_gradient", "fgi"),
                    help="double-Gaussian surrogate form (identical gradients)")
     g.add_argument("--load", default=None,
@@ -85,7 +88,7 @@ def load_task(args):
 
 def _overrides(args):
     o = {k: getattr(args, k) for k in ("hidden_units", "sub_seq_length", "label_last", "use_bias", "learning_rate",
-                                       "batch_size", "val_batch_size", "test_batch_size", "max_omega_dt")}
+                                       "batch_size", "val_batch_size", "test_batch_size", "max_omega_dt", "tbptt")}
     for k in ("omega_init", "b_offset_init", "tau_mem_init", "tau_adp_init", "tau_out_init"):
         v = getattr(args, k)
         o[k] = tuple(v) if v is not None else None
@@ -174,7 +177,8 @@ def run(args):
     logger.info(f"{task} {neuron}: {p['input_units']}-{model.hidden_units}-{model.output_units}, T={p['steps']}, "
                 f"{n_params} parameters; train/val/test {len(train[0])}/{len(val[0])}/{len(test[0])}; "
                 f"seed {args.seed}; lr {p['learning_rate']}, batch {p['batch_size']}, E={p['epochs']}, "
-                f"running {epochs} epochs, clip {p['clipnorm']}")
+                f"running {epochs} epochs, clip {p['clipnorm']}"
+                + (f", TBPTT({p['tbptt']})" if p["tbptt"] else ", full BPTT"))
     if extra.get("permutation") is not None:
         from tfspike.utils.io import atomic_path
 
@@ -198,7 +202,7 @@ def run(args):
                "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
                "nan_stop": info.get("nan_stop", False), "loaded": args.load,
                "recipe": {k: p[k] for k in ("learning_rate", "batch_size", "val_batch_size", "test_batch_size",
-                                            "epochs", "clipnorm", "label_last", "sub_seq_length")},
+                                            "epochs", "clipnorm", "label_last", "sub_seq_length", "tbptt")},
                "epochs_requested": epochs, "perm_seed": args.perm_seed if task == "PSMNIST" else None,
                "permutation_file": args.permutation, "wall_s": round(timer(), 1), "history": info.get("history")}
     path = os.path.join(args.logging_dir, f"{prefix}_results.json")

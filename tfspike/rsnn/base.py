@@ -289,17 +289,29 @@ class SpikingSequenceBase(keras.layers.Layer):
             spikes_tm = recurrent_sequence_manual_bptt(cell.update, currents_tm, cell.kernel[cell.input_dim:],
                                                        coefficients, cell.n_states)
             return tf.transpose(spikes_tm, (1, 0, 2))
-        states = initial_state if initial_state is not None else self.cell.get_initial_state(batch)
+        spikes, final = self._plain_loop(currents_tm, coefficients, initial_state, batch)
+        if self.return_state:
+            return [spikes] + list(final)
+        return spikes
+
+    def run(self, inputs, initial_state=None):
+        """``(spikes (B, T, H), final_states)`` from ``initial_state`` (zeros if None) through the plain
+        loop, whose gradient is plain autodiff: the building block of truncated BPTT, where the states
+        carry from one chunk to the next."""
+        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        currents_tm = tf.transpose(self.cell.input_current(inputs), (1, 0, 2))
+        return self._plain_loop(currents_tm, self.cell.coefficients(), initial_state, tf.shape(inputs)[0])
+
+    def _plain_loop(self, currents_tm, coefficients, initial_state, batch):
+        cell = self.cell
+        states = initial_state if initial_state is not None else cell.get_initial_state(batch)
 
         def step(current_in, states):
             current = current_in + cell.recurrent_current(states[0])
             return cell.update(current, states, coefficients)
 
         spikes_tm, final = run_time_loop(step, currents_tm, tuple(states), self.compute_dtype)
-        spikes = tf.transpose(spikes_tm, (1, 0, 2))
-        if self.return_state:
-            return [spikes] + list(final)
-        return spikes
+        return tf.transpose(spikes_tm, (1, 0, 2)), tuple(final)
 
     def compute_output_shape(self, input_shape):
         out = (input_shape[0], input_shape[1], self.units)

@@ -48,13 +48,13 @@ _RESONATOR = {
                 epochs=20, clipnorm=None),
 }
 _ALIF = {
-    # The reference trains (P)S-MNIST ALIF with TBPTT(50); tfspike trains it with full BPTT (spec §4.3 optional).
+    # (P)S-MNIST ALIF trains with the reference's TBPTT(50): 17 Adam updates per minibatch (spec §4.3).
     "SMNIST": dict(tau_mem_init=(20.0, 5.0), tau_adp_init=(200.0, 50.0), tau_out_init=(20.0, 5.0), label_last=True,
                    sub_seq_length=0, learning_rate=1e-3, batch_size=256, val_batch_size=256, test_batch_size=256,
-                   epochs=300, clipnorm=None),
+                   epochs=300, clipnorm=None, tbptt=50),
     "PSMNIST": dict(tau_mem_init=(20.0, 5.0), tau_adp_init=(200.0, 50.0), tau_out_init=(20.0, 5.0), label_last=False,
                     sub_seq_length=0, learning_rate=1e-3, batch_size=256, val_batch_size=256, test_batch_size=256,
-                    epochs=300, clipnorm=None),
+                    epochs=300, clipnorm=None, tbptt=50),
     "ECG": dict(tau_mem_init=(20.0, 0.5), tau_adp_init=(7.0, 0.2), tau_out_init=(20.0, 0.5), label_last=False,
                 sub_seq_length=10, learning_rate=0.05, batch_size=64, val_batch_size=61, test_batch_size=141,
                 epochs=400, clipnorm=None),
@@ -64,7 +64,7 @@ _ALIF = {
 }
 _NETWORK_KEYS = ("input_units", "hidden_units", "output_units", "steps", "per_step_labels", "label_last",
                  "sub_seq_length", "omega_init", "b_offset_init", "tau_mem_init", "tau_adp_init", "tau_out_init",
-                 "use_bias", "dt", "gamma", "theta", "max_omega_dt", "theta0", "beta", "surrogate", "bptt")
+                 "use_bias", "dt", "gamma", "theta", "max_omega_dt", "theta0", "beta", "surrogate", "bptt", "tbptt")
 _TRAIN_KEYS = ("learning_rate", "batch_size", "val_batch_size", "test_batch_size", "epochs", "clipnorm")
 
 
@@ -81,6 +81,7 @@ def preset(neuron, task, **overrides):
     p = dict(_SHAPES[task])
     p.update(copy.deepcopy((_ALIF if neuron == "ALIF" else _RESONATOR)[task]))
     p["use_bias"] = False
+    p.setdefault("tbptt", 0)
     unknown = set(overrides) - set(_NETWORK_KEYS) - set(_TRAIN_KEYS)
     if unknown:
         raise UserError(f"unknown preset override(s): {', '.join(sorted(unknown))}")
@@ -93,6 +94,26 @@ def recipe(neuron, task, **overrides):
     """Training hyperparameters of the preset (learning rate, batch sizes, epochs E, global clip norm)."""
     p = preset(neuron, task, **overrides)
     return {k: p[k] for k in _TRAIN_KEYS}
+
+
+def tbptt_chunks(steps, every, first_kept=0):
+    """Inclusive ``(start, end)`` time chunks of the reference's truncated BPTT (spec §4.3).
+
+    An update fires at every kept step t (t >= ``first_kept``) with ``t % every == 0`` and at the last
+    step; each chunk runs from the step after the previous update to the next one. T = 784, every = 50
+    gives 17 chunks: (0, 0), (1, 50), (51, 100), ..., (701, 750), (751, 783).
+    """
+    steps, every, first_kept = int(steps), int(every), int(first_kept)
+    if every < 1:
+        raise UserError(f"tbptt must be >= 1 to truncate (0 = full BPTT), got {every}")
+    if not 0 <= first_kept < steps:
+        raise UserError(f"sub_seq_length {first_kept} leaves no kept step in {steps} steps")
+    updates = sorted({t for t in range(first_kept, steps) if t % every == 0} | {steps - 1})
+    chunks, start = [], 0
+    for u in updates:
+        chunks.append((start, u))
+        start = u + 1
+    return chunks
 
 
 @keras.saving.register_keras_serializable(package="tfspike")
@@ -108,6 +129,12 @@ class RSNN(keras.Model):
         per_step_labels: targets are ``(batch, T)`` per-step labels (ECG) instead of ``(batch,)``.
         label_last: loss, prediction and output use only the last step.
         sub_seq_length: the first s outputs are dropped from the loss, accuracy and output.
+        tbptt: 0 (default) trains with full BPTT; N > 0 with the reference's truncated BPTT: within
+            each minibatch the states carry over, are cut from the graph after each update, and an
+            optimizer update fires at every kept t with t % N == 0 and at T - 1 (:func:`tbptt_chunks`).
+            Each update uses the summed loss of its chunk's kept steps; with ``label_last`` only the
+            loss of the update step itself (so label-last ALIF on S-MNIST trains on t = 0, 50, ..., 783).
+            Evaluation is unchanged.
 
     Input shape: ``(batch, T, I)``. Output shape: ``(batch, T - s, O)`` potentials, or ``(batch, O)``
     with ``label_last``. ``forward(x)`` returns all T potentials and the hidden spikes ``(batch, T, H)``.
@@ -117,7 +144,7 @@ class RSNN(keras.Model):
     """
 
     def __init__(self, neuron="BRF", hidden_units=36, output_units=6, hidden_config=None, readout_config=None,
-                 per_step_labels=False, label_last=False, sub_seq_length=0, **kwargs):
+                 per_step_labels=False, label_last=False, sub_seq_length=0, tbptt=0, **kwargs):
         super().__init__(**kwargs)
         if neuron not in NEURONS:
             raise UserError(f"unknown neuron {neuron!r}; choose from {', '.join(NEURONS)}")
@@ -129,6 +156,9 @@ class RSNN(keras.Model):
         self.readout_config = dict(readout_config or {})
         self.per_step_labels, self.label_last = bool(per_step_labels), bool(label_last)
         self.sub_seq_length = int(sub_seq_length)
+        if int(tbptt) < 0:
+            raise UserError(f"tbptt must be >= 0 (0 = full BPTT), got {tbptt}")
+        self.tbptt = int(tbptt)
         self.hidden = NEURONS[neuron](self.hidden_units, name="hidden", **self.hidden_config)
         self.readout = LIReadout(self.output_units, name="readout", **self.readout_config)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -170,11 +200,51 @@ class RSNN(keras.Model):
 
     def train_step(self, data):
         x, y = data[0], data[1]
+        if self.tbptt:
+            return self._tbptt_train_step(x, y)
         with tf.GradientTape() as tape:
             loss_sum, n_kept, kept, targets, counts = self.loss_and_stats(x, y, training=True)
         grads = tape.gradient(loss_sum, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._update_metrics(loss_sum, n_kept, kept, targets, counts)
+
+    def _chunk_targets(self, y, logits, start, end):
+        """(logits, targets) of the loss terms of chunk [start, end] (logits cover the chunk)."""
+        y = tf.cast(y, tf.int32)
+        if self.label_last:  # only the update step itself
+            return logits[:, -1], (y[:, end] if self.per_step_labels else y)
+        lo = max(start, self.sub_seq_length)
+        kept = logits[:, lo - start:]
+        targets = y[:, lo:end + 1] if self.per_step_labels else tf.broadcast_to(y[:, None], tf.shape(kept)[:2])
+        return kept, targets
+
+    def _tbptt_train_step(self, x, y):
+        steps = x.shape[1]
+        if steps is None:
+            raise UserError("truncated BPTT needs a static sequence length")
+        batch = tf.shape(x)[0]
+        states = tuple(self.hidden.cell.get_initial_state(batch))
+        o = self.readout.cell.get_initial_state(batch)[0]
+        counts = tf.zeros((batch,), x.dtype)
+        logged_sum, kept_logits = 0.0, []
+        for start, end in tbptt_chunks(steps, self.tbptt, self.sub_seq_length):
+            with tf.GradientTape() as tape:
+                spikes, new_states = self.hidden.run(x[:, start:end + 1], initial_state=states)
+                logits, o_new = self.readout.run(spikes, initial_state=o)
+                chunk_logits, targets = self._chunk_targets(y, logits, start, end)
+                loss_sum, _ = summed_loss(step_nll(chunk_logits, targets))
+            grads = tape.gradient(loss_sum, self.trainable_variables)
+            self.optimizer.apply(grads, self.trainable_variables)
+            states = tuple(tf.stop_gradient(s) for s in new_states)
+            o = tf.stop_gradient(o_new)
+            counts = counts + tf.reduce_sum(spikes, axis=[1, 2])
+            if not self.label_last or end == steps - 1:  # the terms of the full-BPTT loss, for the log
+                logged_sum = logged_sum + loss_sum
+                kept_logits.append(chunk_logits)
+        kept = kept_logits[-1] if self.label_last else tf.concat(kept_logits, axis=1)
+        targets = expand_targets(y, kept, self.per_step_labels, self.label_last, self.sub_seq_length)
+        n_kept = 1 if self.label_last else kept.shape[1]
+        return self._update_metrics(logged_sum, n_kept, kept, targets, counts)
 
     def test_step(self, data):
         x, y = data[0], data[1]
@@ -193,7 +263,7 @@ class RSNN(keras.Model):
         return {"name": self.name, "trainable": self.trainable, "neuron": self.neuron,
                 "hidden_units": self.hidden_units, "output_units": self.output_units, "hidden_config": hidden,
                 "readout_config": readout, "per_step_labels": self.per_step_labels, "label_last": self.label_last,
-                "sub_seq_length": self.sub_seq_length}
+                "sub_seq_length": self.sub_seq_length, "tbptt": self.tbptt}
 
     @classmethod
     def from_config(cls, config):
@@ -227,7 +297,7 @@ def build_rsnn(neuron, task, **overrides):
     readout = {"tau_mem_init": p["tau_out_init"], "use_bias": p["use_bias"] and neuron == "ALIF"}
     model = RSNN(neuron, p["hidden_units"], p["output_units"], hidden_config=hidden, readout_config=readout,
                  per_step_labels=p["per_step_labels"], label_last=p["label_last"],
-                 sub_seq_length=p["sub_seq_length"], name=f"{task.lower()}_{neuron.lower()}_rsnn")
+                 sub_seq_length=p["sub_seq_length"], tbptt=p["tbptt"], name=f"{task.lower()}_{neuron.lower()}_rsnn")
     model.build((None, p["steps"], p["input_units"]))
     return model
 

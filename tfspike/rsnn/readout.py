@@ -107,13 +107,23 @@ class LIReadout(keras.layers.Layer):
         if inputs.shape[1] is not None:
             return tf.transpose(leaky_integrator_sequence(currents_tm, alpha), (1, 0, 2))
 
+        return self._plain_loop(currents_tm, alpha, None, tf.shape(inputs)[0])[0]
+
+    def run(self, inputs, initial_state=None):
+        """``(potentials (B, T, O), final potential (B, O))`` from ``initial_state`` (zeros if None),
+        through the plain loop (autodiff gradients; used by truncated BPTT)."""
+        inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        currents_tm = tf.transpose(self.cell.input_current(inputs), (1, 0, 2))
+        return self._plain_loop(currents_tm, self.cell.alpha(), initial_state, tf.shape(inputs)[0])
+
+    def _plain_loop(self, currents_tm, alpha, initial_state, batch):
         def step(current, states):
             o = li_update(current, states[0], alpha)
             return o, (o,)
 
-        out_tm, _ = run_time_loop(step, currents_tm, tuple(self.cell.get_initial_state(tf.shape(inputs)[0])),
-                                  self.compute_dtype)
-        return tf.transpose(out_tm, (1, 0, 2))
+        o0 = initial_state if initial_state is not None else self.cell.get_initial_state(batch)[0]
+        out_tm, final = run_time_loop(step, currents_tm, (o0,), self.compute_dtype)
+        return tf.transpose(out_tm, (1, 0, 2)), final[0]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], self.units)
