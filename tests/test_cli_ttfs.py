@@ -216,3 +216,15 @@ def test_cifar10vgg_reference_commands(tmp_path):
         snn = json.load(f)
     assert snn["test_accuracy_initial"] == relu["test_accuracy"]
     assert snn["agreement_with_relu"] == 1.0 and snn["latency"] >= 21001
+
+
+@pytest.mark.parametrize("model_type,dest", [("SNN", "lr"), ("FS", "lr"), ("BRF", "learning_rate"),
+                                             ("DDIM", "learning_rate")])
+def test_lr_and_learning_rate_are_synonyms_in_every_family(model_type, dest):
+    sys.path.insert(0, ROOT)
+    from main import build_parser
+
+    for flag in ("--lr", "--learning_rate"):
+        argv = [f"--model_type={model_type}", f"{flag}=0.25"]
+        parser, _ = build_parser(argv)
+        assert getattr(parser.parse_args(argv), dest) == 0.25

@@ -53,7 +53,7 @@ def add_arguments(parser):
     g.add_argument("--batch_size", type=positive_int, default=64)
     g.add_argument("--widths", type=widths_list, default=[32, 64, 96, 128], help="U-Net widths, e.g. 32,64,96,128")
     g.add_argument("--block_depth", type=positive_int, default=2)
-    g.add_argument("--learning_rate", type=positive_float, default=1e-3)
+    g.add_argument("--learning_rate", "--lr", dest="learning_rate", type=positive_float, default=1e-3)
     g.add_argument("--weight_decay", type=positive_float, default=1e-4)
     g.add_argument("--ema", type=fraction, default=0.999,
                    help="EMA decay of the evaluation network; short runs need less (0.999^N is the share of "

@@ -38,7 +38,7 @@ def add_arguments(p):
     g = p.add_argument_group("TTFS (--model_type SNN | ReLU)")
     g.add_argument("--model_name", default="FC2", help="contains FC2 or VGG; BN in a VGG name selects BatchNorm")
     g.add_argument("--data_name", type=_data_name, default="MNIST", help="MNIST | FMNIST | CIFAR10 | CIFAR100")
-    g.add_argument("--lr", type=positive_float, default=5e-4)
+    g.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=5e-4)
     g.add_argument("--batch_size", type=positive_int, default=8)
     g.add_argument("--epochs", type=nonneg_int, default=10)
     g.add_argument("--testing", type=str2bool, default=True, help="evaluate on the test set before/after training")
