@@ -64,7 +64,7 @@ def main(argv=None):
         med = statistics.median(times)
         print(f"{name} train_step_s={med:.3f} ref_torch_s={ref} speedup={ref / med:.1f}x "
               f"(neuron={args.neuron} batch={batch} T={p['steps']} {p['input_units']}-{p['hidden_units']}-"
-              f"{p['output_units']} jit={args.jit} bptt={args.bptt} "
+              f"{p['output_units']} jit={args.jit} bptt={args.bptt} tbptt={p['tbptt']} "
               f"min={min(times):.3f} max={max(times):.3f})", flush=True)
 
 
