@@ -58,7 +58,8 @@ def add_arguments(parser):
     g.add_argument("--baselines", type=_csv_list(str, INITS), default=[],
                    help="extra stages in the same run, e.g. random,gaussian (share stage 1)")
     g.add_argument("--steps", type=positive_int, default=20000, help="Adam steps per stage")
-    g.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=1e-3, help="TorchAdam learning rate")
+    g.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=1e-3,
+                   help="TorchAdam learning rate")
     g.add_argument("--grid", type=_grid, default=None,
                    help="fitting grid LO,HI,N (default -8,12,100000; sigmoid/tanh -10,10,100000)")
     g.add_argument("--select", default="init_mse", choices=("init_mse", "rss", "aicc"), help="trend form rule")

@@ -27,7 +27,8 @@ def add_arguments(parser):
                    help="epochs to train in this run (default: the recipe's E); 0 = evaluate only")
     g.add_argument("--full_epochs", type=positive_int, default=None,
                    help="E of the linear LR decay lr0*(1-e/E) (default: the recipe's; keep it in short runs)")
-    g.add_argument("--learning_rate", "--lr", dest="learning_rate", type=positive_float, default=None, help="Adam lr0 (default: recipe)")
+    g.add_argument("--learning_rate", "--lr", dest="learning_rate", type=positive_float, default=None,
+                   help="Adam lr0 (default: recipe)")
     g.add_argument("--batch_size", type=positive_int, default=None, help="train batch (default: recipe)")
     g.add_argument("--val_batch_size", type=positive_int, default=None)
     g.add_argument("--test_batch_size", type=positive_int, default=None)
