@@ -10,9 +10,9 @@ from tfspike.utils import xla
 
 def test_appends_the_width_on_avx512_and_keeps_other_flags(monkeypatch):
     monkeypatch.setattr(xla, "cpu_has_avx512", lambda: True)
-    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_min_max=false")
     assert xla.prefer_wide_vectors() is True
-    assert xla.os.environ["XLA_FLAGS"].split() == ["--xla_dump_to=/tmp/x", xla.WIDE_VECTORS_FLAG]
+    assert xla.os.environ["XLA_FLAGS"].split() == ["--xla_cpu_enable_fast_min_max=false", xla.WIDE_VECTORS_FLAG]
     assert xla.prefer_wide_vectors() is True  # idempotent: not appended twice
     assert xla.os.environ["XLA_FLAGS"].count("prefer_vector_width") == 1
 
