@@ -48,9 +48,10 @@ def main(argv=None):
         model = build_rsnn(args.neuron, task, bptt=args.bptt)
         model.compile(optimizer=make_optimizer(p["learning_rate"], p["clipnorm"]), jit_compile=args.jit)
         rng = np.random.default_rng(0)
-        x = (rng.random((batch, p["steps"], p["input_units"])) < 0.3).astype("float32")
-        if task == "SMNIST":
+        if task == "SMNIST":  # pixel intensities
             x = rng.random((batch, p["steps"], 1)).astype("float32")
+        else:  # spike-like 0/1 inputs
+            x = (rng.random((batch, p["steps"], p["input_units"])) < 0.3).astype("float32")
         y = (rng.integers(0, p["output_units"], (batch, p["steps"])) if p["per_step_labels"]
              else rng.integers(0, p["output_units"], (batch,)))
         data = (tf.constant(x), tf.constant(y))

@@ -174,6 +174,14 @@ def _grad(model, x, y):
     return tf.reduce_sum(counts), tape.gradient(loss, model.trainable_variables)
 
 
+def test_cli_choices_match_the_network():
+    """The CLI keeps its own copies (it parses flags before importing TensorFlow): they must agree."""
+    from tfspike.cli import rsnn as cli
+    from tfspike.rsnn.network import NEURONS, TASKS
+
+    assert tuple(cli.MODEL_TYPES) == tuple(NEURONS) and tuple(cli.DATA_NAMES) == tuple(TASKS)
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from main import main
 

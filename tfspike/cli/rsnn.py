@@ -212,14 +212,17 @@ def run(args):
                 f"SOP/sample {stats['sop']:.1f}  SOP/step {stats['sop_per_step']:.3f}  "
                 f"firing rate {stats['firing_rate']:.4f}  (best epoch {info.get('best_epoch')}) -> {path}")
     if args.plots:
-        _plots(model, test, info, args.logging_dir, prefix)
+        _plots(model, test, info, args.logging_dir, prefix, jit_compile=args.jit_compile)
     return 0
 
 
-def _plots(model, test, info, logging_dir, prefix):
+def _plots(model, test, info, logging_dir, prefix, jit_compile=True):
+    import tensorflow as tf
+
     from tfspike.rsnn.plots import plot_spike_raster, plot_training_curves
 
-    logits, spikes = model.forward(test[0][:1].astype("float32"))
+    # one compiled graph instead of an eager Python loop over the T steps
+    logits, spikes = tf.function(model.forward, jit_compile=jit_compile)(test[0][:1].astype("float32"))
     labels = test[1][0] if model.per_step_labels else None
     plot_spike_raster(spikes.numpy()[0], os.path.join(logging_dir, f"{prefix}_raster.png"),
                       title=f"{prefix} hidden layer, test sample 0", labels=labels, logits=logits.numpy()[0])

@@ -28,6 +28,11 @@ CHANNELS = 700
 DT_BIN = 0.004
 
 
+def _default_n_bins(dt_bin=DT_BIN, n_bins=None):
+    """``n_bins``, or ``int(1 / dt_bin)`` bins (one second) when it is None."""
+    return int(1 / dt_bin) if n_bins is None else n_bins
+
+
 def reference_bin_indices(times, dt_bin=DT_BIN, n_bins=None):
     """Reference bin of each spike time (or ``n_bins`` where it is dropped): first i with t <= i*dt_bin.
 
@@ -35,7 +40,7 @@ def reference_bin_indices(times, dt_bin=DT_BIN, n_bins=None):
     reference compares a float16/float32 array with Python floats.
     """
     times = np.asarray(times)
-    n_bins = int(1 / dt_bin) if n_bins is None else n_bins
+    n_bins = _default_n_bins(dt_bin, n_bins)
     edges = (np.arange(n_bins) * dt_bin).astype(times.dtype)
     # "first edge >= t" == searchsorted(edges, t, side="left"); times beyond the last edge give n_bins
     return np.searchsorted(edges, times, side="left")
@@ -45,13 +50,12 @@ def bin_sample(times, units, reference_binning=True, dt_bin=DT_BIN, n_bins=None,
     """One sample's spikes → a binary uint8 array (n_bins, channels)."""
     times = np.asarray(times)
     units = np.asarray(units).astype(np.int64)
+    n_bins = _default_n_bins(dt_bin, n_bins)
     if reference_binning:
-        n_bins = int(1 / dt_bin) if n_bins is None else n_bins
         bins = reference_bin_indices(times, dt_bin, n_bins)
         chan = channels - units
         keep = (bins < n_bins) & (units > 0) & (units < channels + 1)
     else:
-        n_bins = int(1 / dt_bin) if n_bins is None else n_bins
         bins = np.floor(times.astype(np.float64) / dt_bin).astype(np.int64)
         chan = units
         keep = (bins >= 0) & (bins < n_bins) & (units >= 0) & (units < channels)
@@ -80,7 +84,7 @@ def read_shd_h5(path, reference_binning=True, dt_bin=DT_BIN, n_bins=None):
         if len(times) != len(units) or len(times) != len(labels):
             raise MissingDataError(f"{path}: spikes/times, spikes/units and labels differ in length")
         x = np.stack([bin_sample(times[i], units[i], reference_binning, dt_bin, n_bins) for i in range(len(labels))]) \
-            if len(labels) else np.zeros((0, int(1 / dt_bin) if n_bins is None else n_bins, CHANNELS), np.uint8)
+            if len(labels) else np.zeros((0, _default_n_bins(dt_bin, n_bins), CHANNELS), np.uint8)
     return x, labels
 
 

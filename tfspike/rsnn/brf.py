@@ -124,8 +124,8 @@ class _ResonatorCellBase(SpikingCellBase):
             raise ValueError(f"max_omega_dt must be in (0, 1), got {max_omega_dt}")
         self.omega_init = _pair(omega_init, "omega_init")
         self.b_offset_init = _pair(b_offset_init, "b_offset_init")
-        limit = 1.0 / self.dt if self.max_omega_dt is None else self.max_omega_dt / self.dt
-        if self.max_omega_dt is not None and max(abs(a) for a in self.omega_init) > limit:
+        limit = None if self.max_omega_dt is None else self.max_omega_dt / self.dt
+        if limit is not None and max(abs(a) for a in self.omega_init) > limit:
             raise ValueError(f"omega_init {self.omega_init} exceeds max_omega_dt/dt = {limit:g}: "
                              f"the divergence boundary p(omega) needs dt*|omega| < 1 (dt={self.dt:g})")
 

@@ -68,9 +68,13 @@ _NETWORK_KEYS = ("input_units", "hidden_units", "output_units", "steps", "per_st
 _TRAIN_KEYS = ("learning_rate", "batch_size", "val_batch_size", "test_batch_size", "epochs", "clipnorm")
 
 
-def _check(neuron, task):
+def _check_neuron(neuron):
     if neuron not in NEURONS:
         raise UserError(f"unknown neuron {neuron!r}; choose from {', '.join(NEURONS)}")
+
+
+def _check(neuron, task):
+    _check_neuron(neuron)
     if task not in _SHAPES:
         raise UserError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
 
@@ -134,7 +138,9 @@ class RSNN(keras.Model):
             optimizer update fires at every kept t with t % N == 0 and at T - 1 (:func:`tbptt_chunks`).
             Each update uses the summed loss of its chunk's kept steps; with ``label_last`` only the
             loss of the update step itself (so label-last ALIF on S-MNIST trains on t = 0, 50, ..., 783).
-            Evaluation is unchanged.
+            Evaluation is unchanged. The chunks are differentiated by plain autodiff through the
+            hidden layer's loop (:meth:`run`), so the hidden ``bptt="manual"`` setting is not used
+            when tbptt > 0.
 
     Input shape: ``(batch, T, I)``. Output shape: ``(batch, T - s, O)`` potentials, or ``(batch, O)``
     with ``label_last``. ``forward(x)`` returns all T potentials and the hidden spikes ``(batch, T, H)``.
@@ -146,8 +152,7 @@ class RSNN(keras.Model):
     def __init__(self, neuron="BRF", hidden_units=36, output_units=6, hidden_config=None, readout_config=None,
                  per_step_labels=False, label_last=False, sub_seq_length=0, tbptt=0, **kwargs):
         super().__init__(**kwargs)
-        if neuron not in NEURONS:
-            raise UserError(f"unknown neuron {neuron!r}; choose from {', '.join(NEURONS)}")
+        _check_neuron(neuron)
         if int(sub_seq_length) < 0:
             raise UserError(f"sub_seq_length must be >= 0, got {sub_seq_length}")
         self.neuron = neuron

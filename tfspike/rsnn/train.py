@@ -18,9 +18,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfspike.data import pipeline
 from tfspike.rsnn.metrics import derived_stats
 from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
-from tfspike.utils.io import save_model_atomic, write_json_atomic
+from tfspike.utils.io import save_model_atomic, save_weights_atomic, write_json_atomic
 
 
 def make_optimizer(learning_rate, clipnorm=None):
@@ -37,20 +38,20 @@ def linear_decay(learning_rate, total_epochs):
 
 
 def make_dataset(x, y, batch_size, shuffle=False, seed=0, max_batches=None):
-    """A batched, prefetched ``tf.data`` pipeline; the last partial batch is kept."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
-    if max_batches:
-        ds = ds.take(max_batches)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    """A batched, prefetched float32 ``tf.data`` pipeline (:func:`tfspike.data.pipeline.make_dataset`);
+    the last partial batch is kept."""
+    return pipeline.make_dataset(x, y, batch_size, shuffle=shuffle, seed=seed, dtype=tf.float32,
+                                 max_batches=max_batches)
 
 
-def evaluate(model, x, y, batch_size, max_batches=None):
-    """Test-set statistics: loss (mean over batches of the per-step NLL), accuracy, SOP, SOP/step, rate."""
-    logs = model.evaluate(make_dataset(x, y, batch_size, max_batches=max_batches), verbose=0, return_dict=True)
+def evaluate(model, x, y, batch_size, max_batches=None, dataset=None):
+    """Test-set statistics: loss (mean over batches of the per-step NLL), accuracy, SOP, SOP/step, rate.
+
+    ``dataset``: an already built ``make_dataset(x, y, batch_size, max_batches=max_batches)`` to reuse.
+    """
+    if dataset is None:
+        dataset = make_dataset(x, y, batch_size, max_batches=max_batches)
+    logs = model.evaluate(dataset, verbose=0, return_dict=True)
     steps = int(x.shape[1])
     out = {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]), "sop": float(logs["sop"])}
     out.update(derived_stats(out["sop"], steps, model.hidden_units))
@@ -76,8 +77,6 @@ class BestValCheckpoint(SafeCheckpoint):
         if math.isfinite(val_loss) and val_loss < self.best:
             self.best = val_loss
             self.best_epoch = 0
-            from tfspike.utils.io import save_weights_atomic
-
             save_weights_atomic(model, self.weights_path)
             write_json_atomic(self.state_path, {"best_val_loss": self.best, "best_epoch": 0})
 
@@ -95,6 +94,7 @@ class EpochEvaluation(keras.callbacks.Callback):
     def __init__(self, x_test, y_test, batch_size, history_path, max_batches=None):
         super().__init__()
         self.x, self.y, self.batch_size, self.max_batches = x_test, y_test, batch_size, max_batches
+        self.dataset = make_dataset(x_test, y_test, batch_size, max_batches=max_batches)  # built once
         self.history_path = history_path
         self.rows = []
         if os.path.exists(history_path):
@@ -107,7 +107,7 @@ class EpochEvaluation(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        test = evaluate(self.model, self.x, self.y, self.batch_size, self.max_batches)
+        test = evaluate(self.model, self.x, self.y, self.batch_size, self.max_batches, dataset=self.dataset)
         logs.update({f"test_{k}": v for k, v in test.items() if k in ("loss", "accuracy", "sop")})
         lr = self.model.optimizer.learning_rate
         row = {"epoch": epoch + 1, "lr": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
