@@ -18,11 +18,11 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SETS = ("published", "random", "gaussian", "tbpi", "best")
+sys.path.insert(0, ROOT)
+from tfspike.cli.ddim import FS_CHOICES as SETS, run_prefix  # noqa: E402  (no TensorFlow at import)
 
 
 def fs_set_available(choice):
-    sys.path.insert(0, ROOT)
     from tfspike.ddim.unet import fs_params_name
     from tfspike.errors import UserError
     from tfspike.fs import get_params
@@ -48,7 +48,8 @@ def report(logging_dir, data_name, sets, missing, command):
 
     rows, curves = [], []
     for activation, tag in runs(sets):
-        path = os.path.join(logging_dir, f"DDIM-{activation}-{tag}-{data_name}_results.json")
+        prefix = run_prefix(argparse.Namespace(activation=activation, fs_params=tag, data_name=data_name))
+        path = os.path.join(logging_dir, f"{prefix}_results.json")
         if not os.path.exists(path):
             continue
         with open(path) as f:
@@ -125,6 +126,8 @@ def main():
     p.add_argument("--skip_ann", action="store_true", help="do not (re)run the ANN swish baseline")
     p.add_argument("--report_only", action="store_true")
     args, extra = p.parse_known_args()
+    # main.py runs with cwd=ROOT while the report reads from here: both need the same absolute paths.
+    args.logging_dir, args.data_dir = os.path.abspath(args.logging_dir), os.path.abspath(args.data_dir)
     extra = [a for a in extra if a != "--"]
     sets = [s for s in args.sets.split(",") if s]
     available, missing = [], {}

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.layer_contract import check_layer_contract
-from tfspike.ddim.diffusion import DiffusionModel, fs_spike_probe, sample_fs_spike_stats
+from tfspike.ddim.diffusion import DiffusionModel, sample_fs_spike_stats
 from tfspike.ddim.kid import KID, classifier, kid
 from tfspike.ddim.unet import (SinusoidalEmbedding, activation_sites, count_params, fs_layers, neurons_per_image,
                                residual_unet)
@@ -172,7 +172,7 @@ def test_train_step_and_sampling(activation, tmp_path):
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).random((16, 16, 16, 1)).astype(np.float32)
     model = DiffusionModel(16, 1, (4, 8), 1, activation, "published", kid_encoder=tiny_encoder(),
-                           kid_name="kid_test", seed=3, kid_diffusion_steps=2)
+                           kid_name="kid_test", seed=3, kid_diffusion_steps=2, ema=0.5)
     model.normalizer.adapt(images)
     np.testing.assert_allclose(model.normalizer.mean.numpy().ravel(), [images.mean()], rtol=1e-5)
     # Graph mode without XLA keeps this test fast; the CLI test and the benchmarks run with XLA.
@@ -180,10 +180,17 @@ def test_train_step_and_sampling(activation, tmp_path):
     ema_before = [w.numpy().copy() for w in model.ema_network.weights]
     net_before = [w.numpy().copy() for w in model.network.trainable_weights]
     ds = tf.data.Dataset.from_tensor_slices(images).batch(8, drop_remainder=True)
+    # one step: w_ema ← ema·w_ema + (1 − ema)·w for every weight (BN moving statistics included)
+    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+    for before, ema_w, w in zip(ema_before, model.ema_network.weights, model.network.weights):
+        np.testing.assert_allclose(ema_w.numpy(), 0.5 * before + 0.5 * w.numpy(), rtol=1e-6, atol=1e-7,
+                                   err_msg=ema_w.path)
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(ema_before, model.ema_network.weights))
     hist = model.fit(ds, epochs=1, steps_per_epoch=2, validation_data=ds, validation_steps=1, verbose=0)
-    for key in ("n_loss", "i_loss", "val_n_loss", "val_i_loss", "val_kid_test"):
+    for key in ("loss", "n_loss", "i_loss", "val_loss", "val_n_loss", "val_i_loss", "val_kid_test"):
         assert np.isfinite(hist.history[key][0]), key
-    # EMA: w_ema ← 0.999 w_ema + 0.001 w after each step; both networks moved
+    assert hist.history["loss"] == hist.history["n_loss"]  # "loss" is the optimised noise loss
+    # both networks moved
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(net_before, model.network.trainable_weights))
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(ema_before, model.ema_network.weights))
 
@@ -214,18 +221,75 @@ def test_sampling_spike_stats():
     keras.utils.set_random_seed(0)
     model = DiffusionModel(16, 1, (4, 8), 1, "fs_swish", "published")
     model.normalizer.adapt(np.random.default_rng(0).random((8, 16, 16, 1)).astype(np.float32))
-    stats = sample_fs_spike_stats(model, num_images=2, diffusion_steps=1, seed=5)
-    assert set(stats["per_site"]) == {layer.name for layer in fs_layers(model.ema_network)}
+    model.compile(jit_compile=False)  # graph mode: the eager loop below is compared spike for spike
+    steps, n_images = 3, 2
+    stats = sample_fs_spike_stats(model, num_images=n_images, diffusion_steps=steps, seed=5)
+    sites = fs_layers(model.ema_network)
+    assert set(stats["per_site"]) == {layer.name for layer in sites}
     assert stats["n_neurons"] == neurons_per_image(model.ema_network)
-    # independent count at the single step (t = 1): FewSpike.spike_count on the probed FS inputs
-    probe, sites = fs_spike_probe(model.ema_network)
-    noise = np.random.default_rng(5).standard_normal((2, 16, 16, 1)).astype(np.float32)
-    nr, _ = model.diffusion_schedule(tf.ones((2, 1, 1, 1)))
-    _, *inputs = probe([tf.constant(noise), nr ** 2])
-    total = sum(float(tf.reduce_sum(layer.spike_count(x))) for layer, x in zip(sites, inputs))
-    np.testing.assert_allclose(stats["spikes_per_neuron"], total / (2 * stats["n_neurons"]), rtol=1e-6)
+    assert stats["diffusion_steps"] == steps and stats["num_images"] == n_images
+    # independent count: DDIM written out in eager mode; the input of every FS layer is recorded as the
+    # EMA network runs, and FewSpike.spike_count (the layer's own parameters) counts its spikes
+    seen = {layer.name: [] for layer in sites}
+    for layer in sites:
+        def record(inputs, training=None, _call=layer.call, _name=layer.name):
+            seen[_name].append(inputs)
+            return _call(inputs, training=training)
+
+        layer.call = record
+    noisy = tf.constant(np.random.default_rng(5).standard_normal((n_images, 16, 16, 1)), tf.float32)
+    for step in range(steps):
+        t = tf.ones((n_images, 1, 1, 1)) - step / steps
+        nr, sr = model.diffusion_schedule(t)
+        pred_noises, pred_images = model.denoise(noisy, nr, sr, training=False)
+        next_nr, next_sr = model.diffusion_schedule(t - 1 / steps)
+        noisy = next_sr * pred_images + next_nr * pred_noises
+    for layer in sites:
+        del layer.call
+        assert len(seen[layer.name]) == steps, layer.name
+        n = math.prod(int(d) for d in layer.input.shape[1:])
+        spikes = sum(float(tf.reduce_sum(layer.spike_count(x))) for x in seen[layer.name])
+        # graph vs eager float rounding may move an input across a threshold: allow 0.1 % of the spikes
+        np.testing.assert_allclose(stats["per_site"][layer.name]["spikes_per_neuron"],
+                                   spikes / (n * n_images * steps), rtol=1e-3, err_msg=layer.name)
+    # the steps differ (t = 1, 2/3, 1/3): a sampler that did not advance would count other spikes
+    per_step = [sum(float(tf.reduce_sum(layer.spike_count(seen[layer.name][i]))) for layer in sites)
+                for i in range(steps)]
+    assert len(set(per_step)) == steps, per_step
     assert 0 < stats["spikes_per_neuron"] < 16
     assert sample_fs_spike_stats(DiffusionModel(16, 1, (4, 8), 1, "swish"), 1, 1) is None
+
+
+def test_nan_loss_stops_fit_with_the_standard_callbacks(tmp_path):
+    """A non-finite noise loss (a batch with NaN pixels) stops fit at that batch: "loss" reaches the NaN stop."""
+    from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
+
+    keras.utils.set_random_seed(0)
+    images = np.random.default_rng(0).random((32, 16, 16, 1)).astype(np.float32)
+    model = DiffusionModel(16, 1, (4, 8), 1, "swish", seed=0)
+    model.normalizer.adapt(images)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, weight_decay=1e-4), jit_compile=False)
+    images[16] = np.nan  # the third batch of 8
+    ds = tf.data.Dataset.from_tensor_slices(images).batch(8, drop_remainder=True).repeat()
+    batches = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    ckpt = SafeCheckpoint(weights_path=str(tmp_path / "good.weights.h5"))
+    model.fit(ds, epochs=3, steps_per_epoch=4, verbose=0,
+              callbacks=[Count()] + standard_callbacks(str(tmp_path), "run", ckpt, resume=False))
+    assert batches == [0, 1, 2]  # TerminateOnNaN stopped at the NaN batch, not at the end of the epoch
+    assert ckpt.saw_nan and ckpt.saved_epoch is None
+
+
+def test_cli_constants_match_the_unet():
+    """cli/ddim.py keeps TensorFlow-free copies of the U-Net's choices."""
+    from tfspike.cli.ddim import ACTIVATIONS as CLI_ACTIVATIONS, FS_CHOICES
+    from tfspike.ddim.unet import ACTIVATIONS as UNET_ACTIVATIONS, FS_PARAM_SETS
+
+    assert FS_CHOICES == tuple(FS_PARAM_SETS) and CLI_ACTIVATIONS == UNET_ACTIVATIONS
 
 
 # ---------------------------------------------------------------------------------------------

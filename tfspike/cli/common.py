@@ -87,10 +87,6 @@ def setup_logging(logging_dir, prefix):
     return logger
 
 
-def tensorboard_dir(logging_dir, prefix):
-    return os.path.join(logging_dir, "tensorboard", prefix)
-
-
 class Timer:
     def __init__(self):
         self.start = time.perf_counter()

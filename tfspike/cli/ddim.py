@@ -15,7 +15,10 @@ from tfspike.cli.common import fraction, nonneg_int, positive_float, positive_in
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("DDIM",)
+# Copies of tfspike.ddim.unet.FS_PARAM_SETS (keys) and ACTIVATIONS: this module must not import
+# TensorFlow at module level (tfspike/cli/__init__.py); tests/test_ddim.py asserts they are equal.
 FS_CHOICES = ("published", "random", "gaussian", "tbpi", "best")
+ACTIVATIONS = ("swish", "fs_swish")
 
 
 def widths_list(s):
@@ -32,7 +35,7 @@ def widths_list(s):
 
 def add_arguments(parser):
     g = parser.add_argument_group("DDIM")
-    g.add_argument("--activation", choices=("swish", "fs_swish"), default="fs_swish",
+    g.add_argument("--activation", choices=ACTIVATIONS, default="fs_swish",
                    help="block activation: the ANN swish or a fixed FS-Swish layer")
     g.add_argument("--fs_params", default="published",
                    help="FS-Swish parameter set: published (Stöckl K=16) | random | gaussian | tbpi | best, "
@@ -196,8 +199,8 @@ def run(args):
     callbacks += standard_callbacks(args.logging_dir, prefix, checkpoint, resume=args.resume)
 
     timer = time.perf_counter()
-    history = model.fit(train_ds, epochs=args.epochs, steps_per_epoch=steps, validation_data=val_ds,
-                        validation_steps=val_steps, callbacks=callbacks, verbose=args.verbose)
+    model.fit(train_ds, epochs=args.epochs, steps_per_epoch=steps, validation_data=val_ds,
+              validation_steps=val_steps, callbacks=callbacks, verbose=args.verbose)
     log.info(f"training took {time.perf_counter() - timer:.1f} s")
     if checkpoint.saw_nan:
         log.info("non-finite loss or weights: training stopped; the best finite checkpoint is kept")
@@ -215,5 +218,4 @@ def run(args):
     final = writer.results
     log.info(json.dumps({k: final.get(k) for k in ("noise_loss", "image_loss", "kid", "best_epoch", "best_kid")}))
     log.info(f"results: {results_path}")
-    del history
     return 0

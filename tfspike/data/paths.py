@@ -1,6 +1,7 @@
 """Where datasets live: ``--data_dir``, then ``TFSPIKE_DATA``, then the public download."""
 
 import os
+import socket
 
 from tfspike.errors import MissingDataError
 
@@ -28,6 +29,15 @@ def find_local(data_dir, *relpaths):
 
 def downloads_allowed():
     return os.environ.get(ENV_OFFLINE, "0").lower() not in ("1", "true", "yes")
+
+
+def host_reachable(host, timeout=3.0):
+    """Whether a TCP connection to ``host`` = ``(name, port)`` opens within ``timeout`` seconds."""
+    try:
+        socket.create_connection(host, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def missing_data(name, relpath, data_dir, download_error=None):

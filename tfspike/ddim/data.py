@@ -7,20 +7,18 @@
   pixels to 32×32 (the U-Net halves the size three times), 1 channel (or repeated to 3); training =
   train split, validation = test split, ``dataset_repetitions`` 1.
 
-Every pipeline: cache → repeat → shuffle(640) → batch(drop_remainder) → prefetch, static shapes.
+Every pipeline: repeat → shuffle → batch(drop_remainder) → prefetch, static shapes (Flowers is
+cached after decoding and resizing; the offline arrays are in memory already).
 """
 
 import os
-import socket
 
 import numpy as np
 
-from tfspike.data.paths import downloads_allowed
+from tfspike.data.paths import downloads_allowed, host_reachable
 from tfspike.errors import MissingDataError, UserError
 
 OFFLINE_DATASETS = ("FMNIST", "MNIST")
-ONLINE_DATASETS = ("FLOWERS",)
-DATASETS = OFFLINE_DATASETS + ONLINE_DATASETS
 FLOWERS_TFDS = "oxford_flowers102"
 FLOWERS_TRAIN_SPLIT = "train[:80%]+validation[:80%]+test[:80%]"
 FLOWERS_VAL_SPLIT = "train[80%:]+validation[80%:]+test[80%:]"
@@ -61,7 +59,7 @@ def image_pipeline(images_uint8, batch_size, repetitions=1, shuffle=True, seed=0
 
     if len(images_uint8) < batch_size:
         raise UserError(f"batch_size {batch_size} is larger than the dataset ({len(images_uint8)} images)")
-    ds = tf.data.Dataset.from_tensor_slices(images_uint8).cache().repeat(repetitions)
+    ds = tf.data.Dataset.from_tensor_slices(images_uint8).repeat(repetitions)
     if shuffle:
         ds = ds.shuffle(640, seed=seed)
     ds = ds.batch(batch_size, drop_remainder=True)
@@ -80,9 +78,7 @@ def flowers_available(data_dir=None):
         return True, f"prepared at {builder.data_dir}"
     if not downloads_allowed():
         return False, "Oxford Flowers 102 is not prepared locally and downloads are disabled (TFSPIKE_OFFLINE=1)"
-    try:
-        socket.create_connection(TFDS_HOST, timeout=3.0).close()
-    except OSError:
+    if not host_reachable(TFDS_HOST):
         return False, (f"Oxford Flowers 102 is not prepared locally and {TFDS_HOST[0]} is unreachable; "
                        f"use --data_name=FMNIST or MNIST")
     return True, "downloadable"

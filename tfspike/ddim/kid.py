@@ -15,13 +15,13 @@
 import hashlib
 import json
 import os
-import socket
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from tfspike.errors import MissingDataError, UserError
+from tfspike.data.paths import downloads_allowed, host_reachable
+from tfspike.errors import MissingDataError
 from tfspike.utils.io import save_weights_atomic, write_json_atomic
 
 INCEPTION_LABEL = "kid_inception75"
@@ -87,23 +87,15 @@ class KID(keras.metrics.Metric):
 # Online extractor: InceptionV3 (ImageNet), 75×75, 2048-d
 
 
-def _host_reachable(host, timeout=3.0):
-    try:
-        socket.create_connection(host, timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def inception_available():
     """(ok, reason): whether InceptionV3 ImageNet weights are cached or downloadable now."""
     cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models",
                          INCEPTION_WEIGHTS_FILE)
     if os.path.exists(cache):
         return True, f"cached at {cache}"
-    if os.environ.get("TFSPIKE_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    if not downloads_allowed():
         return False, "InceptionV3 ImageNet weights are not cached and downloads are disabled (TFSPIKE_OFFLINE=1)"
-    if not _host_reachable(INCEPTION_HOST):
+    if not host_reachable(INCEPTION_HOST):
         return False, (f"InceptionV3 ImageNet weights are not cached and {INCEPTION_HOST[0]} is unreachable; "
                        f"use --kid_extractor=offline")
     return True, "downloadable"
@@ -222,9 +214,3 @@ def offline_encoder(dataset, x_train, y_train, x_test, y_test, cache_dir, epochs
     encoder.trainable = False
     return encoder, dict(info, weights_path=weights_path)
 
-
-def check_feature_dims(encoder, expected):
-    d = int(encoder.output.shape[-1])
-    if d != expected:
-        raise UserError(f"KID encoder gives {d}-d features, expected {expected}")
-    return d

@@ -94,10 +94,8 @@ def activation_factory(activation="swish", fs_params="published", voltage_scalin
     if activation == "swish":
         return lambda name: layers.Activation("swish", name=name)
     if activation == "fs_swish":
-        try:
-            from tfspike.fs import FewSpike
-        except ImportError as e:
-            raise UserError(f"activation fs_swish needs tfspike.fs (FewSpike), which is not available: {e}") from e
+        from tfspike.fs import FewSpike
+
         params = fs_params_name(fs_params)
         # Build one layer now so a bad parameter-set name fails here, with FewSpike's own message.
         FewSpike(params=params, voltage_scaling=voltage_scaling, trainable_params=False)
@@ -177,11 +175,9 @@ def activation_sites(model):
 
 
 def fs_layers(model):
-    """The Few-Spike layers of a model (empty for the ANN U-Net or when tfspike.fs is absent)."""
-    try:
-        from tfspike.fs import FewSpike
-    except ImportError:
-        return []
+    """The Few-Spike layers of a model (empty for the ANN U-Net)."""
+    from tfspike.fs import FewSpike
+
     return [layer for layer in model.layers if isinstance(layer, FewSpike)]
 
 
