@@ -25,7 +25,8 @@ import tensorflow as tf  # noqa: E402
 from tfspike.fs.fit import FSFitter, TorchAdam  # noqa: E402
 from tfspike.fs.dynamics import fs_forward  # noqa: E402
 from tfspike.fs.params import get_params  # noqa: E402
-from tfspike.fs.targets import make_grid  # noqa: E402
+from tfspike.fs.targets import make_grid, target_tf  # noqa: E402
+from tfspike.fs.tbpi import PUBLISHED_TRENDS  # noqa: E402
 
 
 def timed(fn):
@@ -44,8 +45,8 @@ def main():
     args = ap.parse_args()
     K = args.K
     x = make_grid((-8.0, 12.0, args.points))
-    y = tf.constant(x) * tf.sigmoid(tf.constant(x))
-    init = np.stack(get_params(f"tbpi_trend_k{K}").as_tuple()) if K in (4, 8, 12, 16) else \
+    y = target_tf("swish")(tf.constant(x))
+    init = np.stack(get_params(f"tbpi_trend_k{K}").as_tuple()) if K in PUBLISHED_TRENDS else \
         np.abs(np.random.default_rng(0).normal(size=(3, K))).astype(np.float32)
     print(f"# TF {tf.__version__}, {os.cpu_count()} CPUs visible, K={K}, {args.points} points, "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)

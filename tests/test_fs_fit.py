@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfspike.errors import UserError
 from tfspike.fs import get_params
 from tfspike.fs.fit import TorchAdam, abs_normal_init, fit_fs, optimal_d, resolve_init
 from tfspike.fs.tbpi import PUBLISHED_TRENDS, fit_trends, grid_mse, published_trend, run
@@ -258,3 +259,56 @@ def test_cli_table(tmp_path):
     rec = json.load(open(tmp_path / "FS-swish-K4_results.json"))
     assert set(rec["stages"]) == {"random", "tbpi", "gaussian", "published", "best"}
     assert rec["final_mse"] <= min(st["best_loss"] for k, st in rec["stages"].items() if k != "best") * (1 + 1e-6)
+
+
+def test_voltage_regulariser_adds_lambda_times_reg():
+    """fit_fs(reg_lambda=λ): the loss is MSE + λ·Σ_k (mean_x max(0, |s_k| - 1))², s_k = (v_k - T_k)/(|v_k| + 1)."""
+    from tfspike.fs.fit import FSFitter, _loss_fn, _voltage_reg
+
+    x = np.linspace(-4.0, 6.0, 200).astype(np.float32)
+    y = tf.constant(x) * tf.sigmoid(tf.constant(x))
+    p = get_params("tbpi_trend_k4")
+    theta = tf.constant(np.stack(p.as_tuple()))
+    lam = 0.25
+    plain = _loss_fn(tf.constant(x), y, "none", 0.0)(theta)
+    reg = _voltage_reg(tf.constant(x), theta)
+    assert float(reg) > 0
+    np.testing.assert_array_equal(_loss_fn(tf.constant(x), y, "none", lam)(theta).numpy(),
+                                  (plain + lam * reg).numpy())
+    # the regulariser itself, from the oracle's voltage trace
+    h, d, T = p.as_tuple()
+    v, want = x.astype(np.float64), 0.0
+    for k in range(4):
+        s = (v - T[k]) / (np.abs(v) + 1.0)
+        want += np.mean(np.maximum(np.abs(s) - 1.0, 0.0)) ** 2
+        v = v - h[k] * (s > 0)
+    assert float(reg) == pytest.approx(want, rel=1e-5)
+    # the compiled fitter sees the same loss
+    fitter = FSFitter(x, y, 4, reg_lambda=lam)
+    assert fitter.evaluate(theta.numpy()) == pytest.approx(float(plain) + lam * float(reg), rel=1e-6)
+
+
+def test_fit_best_leaves_the_start_untouched():
+    from tfspike.fs.fit import fit_best
+
+    start, _ = optimal_d(get_params("tbpi_trend_k4"), "swish", SMALL)  # d already optimal: nothing improves
+    name, meta = start.name, dict(start.meta)
+    rec = fit_best("swish", 4, start=start, grid=SMALL, search_iters=0)
+    assert rec["params"] is not start and rec["params"].name == "swish_k4_best"
+    assert start.name == name and start.meta == meta
+    for a, b in zip(rec["params"].as_tuple(), start.as_tuple()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_cli_choices_match_the_library():
+    from tfspike.cli import fs as cli_fs
+    from tfspike.fs import tbpi, targets
+
+    assert cli_fs.INITS == tbpi.INITS
+    assert cli_fs.ACTIVATIONS == targets.TARGETS
+
+
+def test_fit_trends_rejects_unknown_select():
+    p = get_params("tbpi_trend_k4")
+    with pytest.raises(UserError, match="select must be"):
+        fit_trends(p.h, p.d, p.T, select="mse")

@@ -99,6 +99,9 @@ def test_A5_sigmoid(sigmoid12):
 def test_A6_relu():
     p = fs_relu(10, 25.0)
     np.testing.assert_array_equal(p.h, np.float32(25.0 * 2.0 ** -(np.arange(10) + 1)))
+    for K, alpha in ((10, 25.0), (6, 3.0)):  # the library set equals the oracle's, entry by entry
+        for a, b in zip(fs_relu(K, alpha).as_tuple(), R.fs_relu_params(K, alpha)):
+            np.testing.assert_array_equal(a, b)
     x = np.linspace(0, 25, 100001).astype(np.float32)
     out, n = tf_forward(x, p)
     assert abs(np.abs(out - x).max() - 0.0244140625) < 1e-6
@@ -190,6 +193,23 @@ def test_B4_input_gradient_single_step():
             tape.watch(x)
             out = fs_forward(x, [0.0], [1.0], [1.0], vs)
         np.testing.assert_allclose(tape.gradient(out, x).numpy(), w, atol=1e-5)
+
+
+def test_B4_pluggable_triangle_surrogate(swish16):
+    """surrogate=Triangle(width, peak): same forward values; gradient peak * max(0, 1 - |s| / width)."""
+    from tfspike.surrogates.triangle import Triangle
+
+    width, peak = 2.0, 0.5
+    x = tf.constant(np.float32([-3.0, -0.5, 0.25, 0.9, 1.0, 1.5, 2.2, 2.9, 3.5]))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = fs_forward(x, [0.0], [1.0], [1.0], surrogate=Triangle(width=width, peak=peak))
+    s = x.numpy() - 1.0
+    np.testing.assert_array_equal(out.numpy(), (s > 0).astype(np.float32))
+    np.testing.assert_allclose(tape.gradient(out, x).numpy(), peak * np.maximum(0.0, 1.0 - np.abs(s) / width),
+                               atol=1e-6)
+    out_tri = fs_forward(tf.constant(G), *swish16.as_tuple(), surrogate=Triangle(width=width, peak=peak))
+    np.testing.assert_array_equal(out_tri.numpy(), tf_forward(G, swish16)[0])
 
 
 def test_B5_d_gradient_vs_finite_difference(tbpi_k4):

@@ -12,6 +12,8 @@ from tfspike.cli.common import positive_float, positive_int, nonneg_int, str2boo
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("FS",)
+# Copies of tfspike.fs.tbpi.INITS and tfspike.fs.targets.TARGETS (importing tfspike.fs loads TensorFlow,
+# which flag parsing must not; tests/test_fs_fit.py asserts they are equal).
 INITS = ("random", "gaussian", "tbpi", "published", "best")
 ACTIVATIONS = ("swish", "silu", "sigmoid", "gelu", "tanh", "softplus", "mish", "relu")
 
@@ -107,8 +109,6 @@ def run_one(args, K, log, prefix, Timer):
     from tfspike.utils.io import write_json_atomic
 
     timer = Timer()
-    if args.init == "published" and (args.activation not in ("swish", "silu") or K not in (4, 8, 12, 16)):
-        raise UserError("--init=published needs --activation=swish and --K in 4, 8, 12, 16")
     log.info(f"FS fit: activation={args.activation} K={K} init={args.init} steps={args.steps} lr={args.lr} "
              f"seed={args.seed}")
     if getattr(args, "start_from", None):

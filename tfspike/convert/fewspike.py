@@ -74,11 +74,9 @@ def activations_to_fewspike(model, mapping=None, voltage_scaling="abs_plus_one",
     originals = {}
     marked = {}
     sites = []
-    counter = [0]
 
     def new_fs(act_name, orig_name):
         params, label = resolved[act_name]
-        counter[0] += 1
         return FewSpike(params, voltage_scaling=voltage_scaling, trainable_params=trainable_params,
                         params_name=label, name=f"{orig_name}_fs"), label
 

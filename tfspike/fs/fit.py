@@ -6,6 +6,7 @@ compiled XLA loop (spec fs.md §2.1).
     res.best_loss, res.best_step, res.best_params, res.final_loss_after_update
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -122,19 +123,14 @@ def resolve_init(init, K, seed):
             p = abs_normal_init(K, seed)
         elif init == "stoeckl_uniform":
             p = stoeckl_uniform_init(K, seed)
-        elif init in ("tbpi", "published"):
+        elif init == "tbpi":
             from tfspike.fs.tbpi import published_trend
 
             p = published_trend(K).params(name=f"tbpi_trend_k{K}")
         else:
             p = get_params(init)
-    elif isinstance(init, tuple) and len(init) == 2 and isinstance(init[0], str) and init[0] in ("tbpi", "trend"):
-        if init[0] == "tbpi":
-            from tfspike.fs.tbpi import published_trend
-
-            p = published_trend(int(init[1])).params()
-        else:
-            p = init[1].params()
+    elif isinstance(init, tuple) and len(init) == 2 and isinstance(init[0], str) and init[0] == "trend":
+        p = init[1].params()
     elif isinstance(init, tuple) and len(init) == 3 and isinstance(init[0], str) and init[0] == "noise":
         p = add_noise(get_params(init[1]), float(init[2]), seed)
     else:
@@ -333,8 +329,7 @@ def optimal_d(params, target="swish", grid=CANONICAL_GRID, ridge=0.0):
 
     x = make_grid(grid)
     y = target_tf(target)(tf.constant(x)).numpy().astype(np.float64)
-    _, _, _, zs = _spike_trace(x, params)
-    Z = np.stack(zs, 1).astype(np.float64)
+    Z = _spike_patterns(x, params).astype(np.float64)
     if ridge:
         A = Z.T @ Z + ridge * np.eye(Z.shape[1])
         d = np.linalg.solve(A, Z.T @ y)
@@ -344,19 +339,17 @@ def optimal_d(params, target="swish", grid=CANONICAL_GRID, ridge=0.0):
     return p, grid_mse(p, target, grid)
 
 
-def _spike_trace(x, params):
-    h, d, T = params.as_tuple()
+def _spike_patterns(x, params):
+    """The spikes z_k(x) of every grid point: float32 array (N, K) (they depend on h and T only)."""
+    h, _, T = params.as_tuple()
     v = x.astype(np.float32)
-    out = np.zeros_like(v)
-    vs, zs = [], []
+    zs = []
     for k in range(params.K):
         z = ((v - T[k]) > 0).astype(np.float32)
-        vs.append(v)
         zs.append(z)
-        out = out + d[k] * z
         if k < params.K - 1:
             v = v - h[k] * z
-    return out, None, vs, zs
+    return np.stack(zs, 1)
 
 
 def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps=0, lr=1e-3,
@@ -412,9 +405,10 @@ def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps
         record.update(search_iters=info["iterations"], search_loss=l3, search_history=info["history"][::10])
         if l3 < record["final_mse"]:
             final, record["final_mse"] = p3, l3
-    final.name = f"{canonical(target)}_k{K}_best"
-    final.meta = {"init": "best", "record": {k: v for k, v in record.items()
-                                             if k not in ("polish_curve", "search_history")}}
+    # a new object: ``final`` may be the caller's start parameters (when no stage improved them)
+    final = dataclasses.replace(final, name=f"{canonical(target)}_k{K}_best",
+                                meta={"init": "best", "record": {k: v for k, v in record.items()
+                                                                 if k not in ("polish_curve", "search_history")}})
     record["params"] = final
     return record
 
@@ -433,16 +427,12 @@ def _batched_mse_fn(x, y):
 
 
 def _batched_forward(x, theta):
-    """FS forward of B parameter sets on the same inputs: (N,), (B, 3, K) → (B, N) (post ordering)."""
-    K = theta.shape[2]
-    v = tf.broadcast_to(x[None, :], (tf.shape(theta)[0], tf.shape(x)[0]))
-    out = tf.zeros_like(v)
-    for k in range(K):
-        z = tf.cast(v - theta[:, 2, k:k + 1] > 0, tf.float32)
-        out = out + theta[:, 1, k:k + 1] * z
-        if k < K - 1:
-            v = v - theta[:, 0, k:k + 1] * z
-    return out
+    """FS forward of B parameter sets on the same inputs: (N,), (B, 3, K) → (B, N) (post ordering).
+
+    :func:`fs_forward` with h, d, T of shape (K, B, 1), broadcast against x of shape (N,).
+    """
+    h, d, T = tf.unstack(tf.transpose(theta, (1, 2, 0))[..., None])  # each (K, B, 1)
+    return fs_forward(x, h, d, T)
 
 
 def pattern_search(params, target="swish", grid=CANONICAL_GRID, max_iters=400, step=1e-2, min_step=1e-6,

@@ -111,6 +111,8 @@ def fit_trends(h, d, T, forms=FORMS, include_dead_h=True, select="init_mse", per
     Returns:
         :class:`TrendFit` with every candidate's score recorded.
     """
+    if select not in ("init_mse", "rss", "aicc"):
+        raise UserError(f"select must be init_mse, rss or aicc (got {select!r})")
     arrays = {"h": np.asarray(h, np.float32), "d": np.asarray(d, np.float32), "T": np.asarray(T, np.float32)}
     K = arrays["h"].shape[0]
     if K < 3:
@@ -139,12 +141,9 @@ def fit_trends(h, d, T, forms=FORMS, include_dead_h=True, select="init_mse", per
             r, n = fits[p, fdict[p]][1], fits[p, fdict[p]][2]
             k = 3 if fdict[p] == "quadratic" else 2
             aicc += n * np.log(max(r, 1e-300) / n) + 2 * k + (2 * k * (k + 1) / max(n - k - 1, 1))
-        cand = {"forms": fdict, "rss": rss, "aicc": float(aicc)}
-        if select == "init_mse" or len(combos) > 0:
-            cand["init_mse"] = grid_mse(tf_.params(), target, grid)
-        candidates.append(cand)
-    if select not in ("init_mse", "rss", "aicc"):
-        raise UserError(f"select must be init_mse, rss or aicc (got {select!r})")
+        # init_mse is recorded for every candidate, whatever the rule (the run log prints it)
+        candidates.append({"forms": fdict, "rss": rss, "aicc": float(aicc),
+                           "init_mse": grid_mse(tf_.params(), target, grid)})
     best = min(candidates, key=lambda c: c[select])
     fdict = best["forms"]
     return TrendFit(K, dict(fdict), {p: fits[p, fdict[p]][0] for p in PARAM_NAMES},
