@@ -185,7 +185,11 @@ def test_robustness_flags_and_measured_windows(tmp_path):
                  "--noise_mode=spikes", "--time_bits=12", "--weight_bits=8", "--w_min=-0.5", "--w_max=0.5",
                  *common) == 0
     res = _results(logs, "FC2_r")
-    assert res["latency"] >= 1 + 1.5 * x_n[0] - 1e-6  # measured window (it may have grown in training)
+    # --window_init=measured: Δ⁽ⁿ⁾ = (1 + ζ)·X_n with ζ = 0.5, chained from t = 1 (before training)
+    bounds = 1.0 + 1.5 * np.cumsum([0.0] + list(x_n))
+    np.testing.assert_allclose(res["snn_initial"]["windows"], np.stack([bounds[:-1], bounds[1:]], 1), rtol=1e-12)
+    assert res["snn_initial"]["latency"] == pytest.approx(1.0 + 1.5 * sum(x_n), rel=1e-12)
+    assert res["latency"] >= res["snn_initial"]["latency"] - 1e-9  # windows only grow in training
     assert np.isfinite(res["test_loss"]) and 0 <= res["test_accuracy"] <= 1
 
 

@@ -10,7 +10,7 @@ import pytest
 from tfspike.convert.ttfs import (MappingCheckError, UnsupportedLayersError, measure_x_n, relu_to_ttfs,
                                   write_x_n_json)
 from tfspike.errors import UserError
-from tfspike.ttfs import TTFSConv2D, TTFSMaxPool2D, TTFSModel
+from tfspike.ttfs import TTFSConv2D, TTFSDense, TTFSMaxPool2D, TTFSModel
 
 P, Q = -3.0, 3.0
 
@@ -209,18 +209,51 @@ def test_roundtrip_and_windows(tmp_path):
     np.testing.assert_array_equal(twin.predict(x, verbose=0), z)
 
 
+def folded_relu_forward(snn, x):
+    """The converted network run as a plain ReLU network on its folded parameters, with TensorFlow ops
+    and none of the TTFS layer code: u = (x − p)/(q − p), conv/dense + bias (+ bias map) → ReLU,
+    sign-aware max-pool s·maxpool(s·h), flatten, readout without ReLU."""
+    import tensorflow as tf
+
+    h = (tf.constant(x) - P) / (Q - P)
+    for layer in snn.layers:
+        if isinstance(layer, TTFSConv2D):
+            h = tf.nn.conv2d(h, layer.kernel, strides=(1,) + layer.strides + (1,), padding=layer.padding.upper())
+            h = h + layer.bias + (layer.bias_correction if layer.bias_map else 0.0)
+        elif isinstance(layer, TTFSDense):
+            h = tf.matmul(h, layer.kernel) + layer.bias
+        elif isinstance(layer, TTFSMaxPool2D):
+            h = layer.sign * tf.nn.max_pool2d(layer.sign * h, layer.pool_size, layer.strides, layer.padding.upper())
+        elif isinstance(layer, keras.layers.Flatten):
+            h = tf.reshape(h, (tf.shape(h)[0], -1))
+        if isinstance(layer, (TTFSConv2D, TTFSDense)) and layer.spiking:
+            h = tf.nn.relu(h)
+    return h
+
+
 def test_fine_tune_step_matches_relu_gradients():
-    """One SGD step on the converted model changes the logits like one step on a ReLU network with the
-    same (folded) parameters: the SNN trains (gradients flow to kernels and biases)."""
-    model = every_rule_model("float32", seed=9)
-    snn = relu_to_ttfs(model, input_range=(P, Q))
-    x, y = inputs(64, seed=4), np.random.default_rng(0).integers(0, 10, 64)
-    before = [w.numpy().copy() for w in snn.trainable_weights]
-    snn.compile(optimizer=keras.optimizers.SGD(1e-3),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    """One SGD step on the converted model (Keras fit, TTFS layers) moves every trainable weight exactly
+    like one step on the ReLU network with the same folded parameters; the bias maps stay fixed."""
+    import tensorflow as tf
+
+    keras.config.set_floatx("float64")
+    snn = relu_to_ttfs(every_rule_model("float64", seed=9), input_range=(P, Q), dtype="float64")
+    x, y = inputs(64, dtype="float64", seed=4), np.random.default_rng(0).integers(0, 10, 64)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    lr = 0.05
+    np.testing.assert_allclose(folded_relu_forward(snn, x).numpy(), snn.predict(x, verbose=0), rtol=0, atol=1e-9)
+    with tf.GradientTape() as tape:
+        relu_loss = loss(y, folded_relu_forward(snn, x))
+    grads = tape.gradient(relu_loss, snn.trainable_weights)
+    assert all(g is not None for g in grads)
+    want = [w.numpy() - lr * g.numpy() for w, g in zip(snn.trainable_weights, grads)]
+    snn.compile(optimizer=keras.optimizers.SGD(lr), loss=loss)
     hist = snn.fit(x, y, epochs=1, batch_size=64, verbose=0)
-    assert np.isfinite(hist.history["loss"][0])
-    assert all(not np.array_equal(a, w.numpy()) for a, w in zip(before, snn.trainable_weights))
+    assert hist.history["loss"][0] == pytest.approx(float(relu_loss), rel=1e-12)
+    for w, g, expected in zip(snn.trainable_weights, grads, want):
+        assert np.abs(g.numpy()).max() > 0, w.path  # every parameter moves
+        np.testing.assert_allclose(w.numpy(), expected, rtol=0, atol=1e-12 * max(1.0, np.abs(expected).max()),
+                                   err_msg=w.path)
     assert not any("bias_correction" in w.path for w in snn.trainable_weights)
 
 

@@ -127,7 +127,17 @@ def _a3(blocks, dense, n):
     pools = [l for l in snn.layers if isinstance(l, TTFSMaxPool2D)]
     assert len(pools) == 5 and all(np.any(p.sign.numpy() < 0) for p in pools)
     assert set(np.unique(np.concatenate([p.sign.numpy() for p in pools]))) == {-1.0, 1.0}
-    assert sum(len(l["rules"]) for l in report["layers"]) > 0
+    rules = {l["ttfs_layer"]: l["rules"] for l in report["layers"]}
+    assert "absorbed affine of input range (-3, 3) with bias map" in rules["conv2d_1"]
+    for i in range(2, 14):  # BN after every ReLU: absorbed by the next conv, with a border bias map
+        assert f"absorbed affine of batch_normalization_{i - 1} with bias map" in rules[f"conv2d_{i}"], i
+    for i in range(1, 14):
+        assert "ReLU → spiking layer (activation='relu')" in rules[f"conv2d_{i}"], i
+    for i in range(1, 6):  # every pool follows a BN with a negative scale
+        assert rules[f"max_pooling2d_{i}"][0].startswith("sign-aware pool: "), i
+    assert "pending affine tiled over 1 positions" in rules["flatten_1"]
+    assert "absorbed affine of batch_normalization_13" in rules["dense_1"]
+    assert rules["dense_2"][-2:] == ["absorbed affine of batch_normalization_14", "readout (logits)"]
     assert len(report["removed"]) == 11  # 10 Dropout + the final softmax
 
 

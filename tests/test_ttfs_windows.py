@@ -53,6 +53,34 @@ def test_spike_metrics_count_hidden_neurons_and_violations():
     assert stats["hidden_neurons"] == 12 and stats["latency"] == 1 + 3 * 0.75
 
 
+def test_reset_windows_sets_layer_config_and_round_trips():
+    """reset_windows(x_n, zeta) updates every layer's x_n and zeta, so a model rebuilt from get_config()
+    has the same windows (and the chain is the one chain_windows() builds)."""
+    model = chain_model()
+    model.reset_windows([3.0, 7000.0, 12.5], zeta=0.2)
+    want = [(1.0, 1.0 + 3.6), (4.6, 4.6 + 8400.0), (8404.6, 8404.6 + 15.0)]
+    np.testing.assert_allclose(model.windows(), want, rtol=1e-12)
+    assert [(l.x_n, l.zeta) for l in model.spiking_layers()] == [(3.0, 0.2), (7000.0, 0.2), (12.5, 0.2)]
+    twin = TTFSModel.from_config(model.get_config())
+    np.testing.assert_allclose(twin.windows(), model.windows(), rtol=1e-12)
+    before = model.windows()
+    model.chain_windows()
+    assert model.windows() == before
+
+
+def test_evaluate_reuses_compiled_step_until_configure():
+    model = chain_model()
+    x = np.array([[1.0, 0.5, 0.2, 0.0]] * 4, "float32")
+    first = evaluate_ttfs(model, x)
+    step = model.compiled_step("stats", None)
+    evaluate_ttfs(model, x)
+    assert model.compiled_step("stats", None) is step  # no new XLA compile per evaluation
+    model.configure(time_bits=4)  # Δ = 1500 in 16 levels: the activations ≤ 1 of h0 round to silence
+    quantised = evaluate_ttfs(model, x)
+    assert model.compiled_step("stats", None) is not step  # the new options are traced
+    assert first["spikes_per_layer"]["h1"] > 0 and quantised["spikes_per_layer"]["h1"] == 0
+
+
 def test_zero_noise_is_bitwise_the_noise_free_path():
     """configure(noise=0) after a noisy configuration gives back exactly the closed form (no sampling)."""
     a, b = chain_model(), chain_model()

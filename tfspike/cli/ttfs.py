@@ -287,7 +287,7 @@ class Run:
             save_model_atomic(self.model, self.path("_snn.keras"))
             self.log.info(f"saved {self.path('_snn.weights.h5')} and {self.path('_snn.keras')}")
             return
-        from tfspike.convert.ttfs import measure_x_n
+        from tfspike.convert.ttfs import measure_x_n, write_x_n_json
         from tfspike.ttfs import evaluate_ttfs
 
         save_weights_atomic(self.model, self.path("_relu.weights.h5"))
@@ -295,8 +295,7 @@ class Run:
         stats = evaluate_ttfs(snn, self.x_test, self.y_test, batch_size=self.eval_batch_size(),
                               reference_logits=self.model.predict_on_batch)
         x_n = measure_x_n(snn, self.x_train, batch_size=self.eval_batch_size())
-        write_json_atomic(self.path("_X_n.json"), {"layers": [l.name for l in snn.spiking_layers()],
-                                                   "x_n": x_n, "dataset": a.data_name, "split": "train"})
+        write_x_n_json(self.path("_X_n.json"), snn, x_n, dataset=a.data_name, split="train")
         save_weights_atomic(snn, self.path("_preprocessed.weights.h5"))
         save_model_atomic(snn, self.path("_preprocessed.keras"))
         write_json_atomic(self.path("_mapping.json"), {
@@ -353,10 +352,10 @@ def run(args):
     if args.epochs > 0:
         r.train()
         if args.testing:
-            r.results["test_accuracy"] = r.evaluate("final")
-            r.results["test_loss"] = r.results.get("test_loss")
+            r.results["test_accuracy"] = r.evaluate("final")  # also sets test_loss
     else:
         r.results["test_loss"] = r.results.get("test_loss_initial")
+    r.results.setdefault("test_loss", None)  # trained without --testing: no test loss
     if args.model_type == "SNN":
         final = r.results.get("snn_final") or r.results.get("snn_initial") or {}
         r.results["spikes_per_neuron"] = final.get("spikes_per_neuron")

@@ -483,7 +483,7 @@ def _plan(model, input_range):
     specs.append(_linear_spec(lin, readout=True, relu_layer=None))
     if not any(s["kind"] in ("dense", "conv") and not s["readout"] for s in specs):
         log.warning("the model has no hidden spiking layer: the TTFS model is a plain readout")
-    return specs, removed, layers, shapes
+    return specs, removed, layers
 
 
 def _linear_spec(lin, readout, relu_layer):
@@ -546,7 +546,7 @@ def _float64_clone(layer, strip_softmax):
     if weights:
         clone.set_weights([np.asarray(w, dtype=np.float64) if np.issubdtype(np.asarray(w).dtype, np.floating)
                            else w for w in weights])
-    if hasattr(clone, "finalize_state") and isinstance(clone, keras.layers.Normalization):
+    if isinstance(clone, keras.layers.Normalization):
         clone.finalize_state()
     return clone
 
@@ -644,7 +644,7 @@ def relu_to_ttfs(model, input_range=(0.0, 1.0), dtype=None, verify=True, return_
         raise UserError(f"relu_to_ttfs needs a keras.Model, got {type(model).__name__}")
     if not model.built or not model.inputs:
         raise UserError(f"model {model.name!r} is not built: give it an Input (or call it once) before converting")
-    specs, removed, layers, _ = _plan(model, input_range)
+    specs, removed, layers = _plan(model, input_range)
     input_shape = tuple(model.inputs[0].shape)
     input_dtype = model.inputs[0].dtype
     if dtype is None:
@@ -714,7 +714,7 @@ def measure_x_n(ttfs_model, x, batch_size=256):
         return []
     if len(x) == 0:
         raise UserError("measure_x_n needs at least one input")
-    step = _hidden_max_fn(ttfs_model)
+    step = ttfs_model.compiled_step("hidden_max", _hidden_max_fn)
     in_dtype = ttfs_model.inputs[0].dtype
     best = np.full(n_layers, -np.inf)
     for start in range(0, len(x), batch_size):

@@ -14,6 +14,7 @@ layer's inputs, because fake quantisation is monotone and commutes with max-pool
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfspike.ttfs.quantize import quantize_times, quantize_weights
@@ -74,11 +75,12 @@ class TTFSSpikingLayer(keras.layers.Layer):
         if self.readout:
             return
         delta0 = (1.0 + self.zeta) * self.x_n
-        # float64 whatever the layer dtype: absolute times reach ~2e4 (spec §2).
+        # float64 whatever the layer dtype: absolute times reach ~2e4 (spec §2). The initial value is a
+        # NumPy float64: Keras casts a Python float through float32 (Δ = 3.6 would become 3.5999999).
         self.t_min = self.add_weight(name="t_min", shape=(), dtype="float64", trainable=False,
                                      initializer=keras.initializers.Constant(1.0))
         self.t_max = self.add_weight(name="t_max", shape=(), dtype="float64", trainable=False,
-                                     initializer=keras.initializers.Constant(1.0 + delta0))
+                                     initializer=keras.initializers.Constant(np.float64(1.0 + delta0)))
         self.batch_max = self.add_weight(name="batch_max", shape=(), dtype="float64", trainable=False,
                                          initializer="zeros")
 

@@ -43,7 +43,7 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
     ``spikes_per_layer``, ``input_spike_fraction``, ``window_violations``, ``latency``, ``windows``, and
     ``accuracy`` and ``loss`` (cross-entropy from logits) / ``agreement_with_relu`` / ``max_abs_logit_diff`` when labels / reference are given.
     """
-    spiking, step = _stats_fn(model)
+    spiking, step = model.compiled_step("stats", _stats_fn)  # compiled once per model and configure()
     n_layer = np.array([l.neurons_per_sample() for l in spiking], dtype=np.float64)
     n_in_per_sample = float(np.prod(model.input_shape[1:]))
     fired = np.zeros(len(spiking))
@@ -73,7 +73,7 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
         "spikes_per_layer": {l.name: float(fired[i] / (n * n_layer[i])) for i, l in enumerate(spiking)},
         "input_spike_fraction": n_input / (n * n_in_per_sample),
         "window_violations": int(viol.sum()),
-        "hidden_neurons": int(n_layer.sum()),
+        "hidden_neurons": model.n_hidden_neurons(),
         "latency": model.latency(),
         "windows": model.windows(),
         "n_samples": n,

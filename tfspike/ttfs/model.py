@@ -55,15 +55,17 @@ class TTFSModel(keras.Sequential):
         return logs
 
     def reset_windows(self, x_n=DEFAULT_X_N, zeta=DEFAULT_ZETA):
-        """Set Δ⁽ⁿ⁾ = (1 + ζ)·X_n (X_n a scalar or one value per hidden layer) and re-chain."""
+        """Set Δ⁽ⁿ⁾ = (1 + ζ)·X_n (X_n a scalar or one value per hidden layer) and re-chain.
+
+        Each layer's ``x_n`` and ``zeta`` are updated too, so ``get_config()`` describes these windows.
+        """
         layers = self.spiking_layers()
         xs = np.broadcast_to(np.asarray(x_n, dtype=np.float64), (len(layers),))
-        t_min = 1.0
         for layer, x in zip(layers, xs):
-            layer.x_n = float(x)
-            layer.t_min.assign(t_min)
-            layer.t_max.assign(t_min + (1.0 + zeta) * float(x))
-            t_min += (1.0 + zeta) * float(x)
+            layer.x_n, layer.zeta = float(x), float(zeta)
+            layer.t_min.assign(0.0)  # store the width exactly as [0, Δ]; chain_windows places the windows
+            layer.t_max.assign((1.0 + layer.zeta) * layer.x_n)
+        self.chain_windows()
 
     def configure(self, noise=0.0, noise_mode="reference", time_bits=0, weight_bits=0, w_min=-1.0, w_max=1.0):
         """Set the robustness options of every layer (spec §9) on a built or loaded model.
@@ -79,7 +81,20 @@ class TTFSModel(keras.Sequential):
                 if layer.spiking:
                     layer.noise, layer.noise_mode, layer.time_bits = float(noise), noise_mode, int(time_bits)
         self.train_function = self.test_function = self.predict_function = None
+        self._ttfs_steps = None  # compiled helper steps (evaluate_ttfs, measure_x_n) trace the options too
         return self
+
+    def compiled_step(self, key, make):
+        """``make(self)`` (an XLA-compiled helper step), built once per model and ``configure()`` call.
+
+        Kept in a plain holder object, so a SavedModel export does not trace and save it.
+        """
+        steps = getattr(self, "_ttfs_steps", None)
+        if steps is None:
+            steps = self._ttfs_steps = _Steps()
+        if key not in steps.fns:
+            steps.fns[key] = make(self)
+        return steps.fns[key]
 
     def windows(self):
         """[(t_min, t_max)] of the hidden spiking layers, in τ_c."""
@@ -108,8 +123,9 @@ class TTFSModel(keras.Sequential):
         return out
 
 
-def input_layer(model):
-    for layer in model.layers:
-        if isinstance(layer, TTFSInput):
-            return layer
-    return None
+
+class _Steps:
+    """Compiled helper steps of a :class:`TTFSModel` by key (not a trackable: export skips it)."""
+
+    def __init__(self):
+        self.fns = {}
