@@ -72,3 +72,24 @@ def save_npz_atomic(path, **arrays):
 
     with atomic_path(path, ".npz") as tmp:
         np.savez(tmp, **arrays)
+
+
+def sha256_file(path):
+    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_figure_atomic(fig, path, dpi=100):
+    """Write a matplotlib figure as a PNG atomically and close it. Returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return path
