@@ -1,4 +1,5 @@
 import os
+import sys
 import pathlib
 
 import pytest
@@ -38,3 +39,20 @@ def _fresh_keras_session():
     keras.backend.clear_session()
     keras.config.set_floatx("float32")
     yield
+
+
+def _repo_outputs():
+    logs = ROOT / "logs"
+    return {str(p.relative_to(ROOT)) for p in logs.rglob("*")} if logs.is_dir() else set()
+
+
+def pytest_sessionstart(session):
+    session.config._tfspike_repo_outputs = _repo_outputs()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite writes only to temporary folders: anything new under the repository's logs/ fails it."""
+    new = sorted(_repo_outputs() - getattr(session.config, "_tfspike_repo_outputs", set()))
+    if new:
+        print(f"\nerror: the tests wrote into the repository: {', '.join(new[:10])}", file=sys.stderr)
+        session.exitstatus = 1

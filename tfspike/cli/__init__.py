@@ -1,16 +1,68 @@
-"""Command-line families dispatched by ``main.py`` on ``--model_type``.
+"""The ``main.py`` command line: parses flags and dispatches to the family of ``--model_type``.
 
-Each family module defines ``MODEL_TYPES`` (the ``--model_type`` values it owns),
-``add_arguments(parser)`` and ``run(args) -> int``. It must not import TensorFlow at module level,
-so that flag errors are reported instantly.
+Each family module in :data:`FAMILY_MODULES` defines ``MODEL_TYPES`` (the ``--model_type`` values it
+owns), ``DEFAULTS`` (its defaults for the common flags of :mod:`tfspike.cli.common`),
+``add_arguments(parser)`` and ``run(args) -> int``. None of them imports TensorFlow at module level, so
+``--help`` and flag errors are instant.
 """
 
-FAMILIES = {
-    "SNN": "tfspike.cli.ttfs",
-    "ReLU": "tfspike.cli.ttfs",
-    "FS": "tfspike.cli.fs",
-    "BRF": "tfspike.cli.rsnn",
-    "RF": "tfspike.cli.rsnn",
-    "ALIF": "tfspike.cli.rsnn",
-    "DDIM": "tfspike.cli.ddim",
-}
+import argparse
+import importlib
+import sys
+
+from tfspike.cli.common import ArgumentParser, add_common_arguments, command_line, resolve_common
+from tfspike.errors import UserError
+
+FAMILY_MODULES = ("tfspike.cli.ttfs", "tfspike.cli.fs", "tfspike.cli.rsnn", "tfspike.cli.ddim")
+DEFAULT_MODEL_TYPE = "SNN"
+
+DESCRIPTION = "tfspike: TTFS, Few-Spike and resonate-and-fire spiking networks (Keras 3 / TensorFlow)."
+
+
+def families():
+    """``{model_type: family module name}``, from each module's ``MODEL_TYPES``."""
+    table = {}
+    for name in FAMILY_MODULES:
+        for model_type in importlib.import_module(name).MODEL_TYPES:
+            table[model_type] = name
+    return table
+
+
+def build_parser(argv):
+    """``(parser, family module)``: the common flags plus those of the family named by ``--model_type``."""
+    table = families()
+    pre = ArgumentParser(add_help=False)
+    pre.add_argument("--model_type", default=DEFAULT_MODEL_TYPE)
+    known, _ = pre.parse_known_args(argv)
+    if known.model_type not in table:
+        pre.error(f"argument --model_type: invalid choice {known.model_type!r} (choose from {', '.join(table)})")
+    family = importlib.import_module(table[known.model_type])
+    parser = ArgumentParser(prog="main.py", description=DESCRIPTION,
+                            epilog="python main.py --model_type=TYPE --help lists the flags of a family.",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_common_arguments(parser, tuple(table))
+    family.add_arguments(parser)
+    parser.set_defaults(**family.DEFAULTS)
+    return parser, family
+
+
+def parse_args(argv):
+    """``(args, family module)``; unknown flags and bad values exit 2 with one line."""
+    parser, family = build_parser(argv)
+    args = resolve_common(parser.parse_args(argv))
+    args.command = command_line(argv)
+    return args, family
+
+
+def main(argv=None):
+    """Run ``main.py`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, family = parse_args(argv)
+    try:
+        return int(family.run(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: the last completed checkpoint is kept; rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,4 +1,11 @@
-"""Flag parsing and run plumbing shared by every ``main.py`` family."""
+"""The shared CLI layer: the flags every ``main.py`` family has, and the run context every family's
+``run()`` uses.
+
+Every flag here has one name, one dest and one meaning in every family; a family only chooses its
+defaults (``DEFAULTS`` in the family module). Cross-family flags are added here, once.
+
+This module must not import TensorFlow at module level, so that ``--help`` and flag errors are instant.
+"""
 
 import argparse
 import logging
@@ -52,14 +59,86 @@ nonneg_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 fraction = _number(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 
 
-def add_common_arguments(parser):
-    """Flags every family accepts."""
-    parser.add_argument("--model_type", required=False, default="SNN",
-                        help="model family: SNN | ReLU (TTFS), FS, BRF | RF | ALIF, DDIM")
-    parser.add_argument("--logging_dir", default="logs/", help="output folder (default logs/)")
-    parser.add_argument("--data_dir", default=None,
-                        help="local data folder laid out like shared/data (default: $TFSPIKE_DATA, then download)")
-    parser.add_argument("--seed", type=nonneg_int, default=0, help="seed for Python, NumPy and TensorFlow")
+def csv_list(kind, allowed=None):
+    """A parser for ``a,b,c`` lists of ``kind``, optionally restricted to ``allowed``."""
+    def parse(s):
+        items = [v.strip() for v in str(s).split(",") if v.strip()]
+        try:
+            items = [kind(v) for v in items]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {s!r}") from None
+        if allowed is not None:
+            bad = [v for v in items if v not in allowed]
+            if bad:
+                raise argparse.ArgumentTypeError(f"{bad} not in {', '.join(map(str, allowed))}")
+        return items
+
+    return parse
+
+
+def verbosity(s):
+    """``--verbose``: 0, 1 or 2; the boolean spellings of older commands mean 0 (False) and 1 (True)."""
+    v = str(s).strip().lower()
+    if v in ("0", "1", "2"):
+        return int(v)
+    if v in TRUE:
+        return 1
+    if v in FALSE:
+        return 0
+    raise argparse.ArgumentTypeError(f"expected 0, 1 or 2, got {s!r}")
+
+
+def load_value(s):
+    """``--load``: ``False``/``no``/empty → None (start fresh); ``True``/``yes`` → True (the run's own
+    saved file, where a family has one); anything else → a file path."""
+    v = str(s).strip()
+    if v.lower() in FALSE or v == "":
+        return None
+    if v.lower() in TRUE:
+        return True
+    return v
+
+
+# Flags of every family: (flags, argparse keyword arguments). A family sets its defaults with DEFAULTS.
+COMMON_FLAGS = (
+    (("--lr", "--learning_rate"), dict(dest="learning_rate", type=positive_float, default=None,
+                                      help="learning rate of the optimiser (None: the family's recipe)")),
+    (("--epochs",), dict(type=nonneg_int, default=None,
+                         help="passes over the training data in this run; 0 = evaluate only, no training "
+                              "(None: the family's recipe)")),
+    (("--batch_size",), dict(type=positive_int, default=None, help="training batch size (None: the family's recipe)")),
+    (("--seed",), dict(type=nonneg_int, default=0, help="seed for Python, NumPy and TensorFlow")),
+    (("--data_dir",), dict(default=None,
+                           help="local data folder laid out like shared/data (None: $TFSPIKE_DATA, then download)")),
+    (("--logging_dir",), dict(default="logs/", help="output folder: log, results JSON, checkpoints, plots, "
+                                                     "TensorBoard")),
+    (("--verbose",), dict(type=verbosity, default=None,
+                          help="0: log lines only; 1: progress bars; 2: one line per epoch (None: 2 when $CI is "
+                               "set, else 1)")),
+    (("--jit_compile",), dict(type=str2bool, default=True, help="XLA-compile the training and evaluation steps")),
+    (("--plots",), dict(type=str2bool, default=True, help="write PNG plots beside the results")),
+    (("--load",), dict(type=load_value, default=None, metavar="FILE",
+                       help="start from this file (weights, model or parameter set; see the family's flags); "
+                            "False = start fresh")),
+    (("--save",), dict(type=str2bool, default=True,
+                       help="write the trained model / weights / parameter set into --logging_dir")),
+)
+
+
+def add_common_arguments(parser, model_types):
+    """The flags every family accepts, in one group, with one meaning."""
+    g = parser.add_argument_group("common flags (the same in every family)")
+    g.add_argument("--model_type", default="SNN", choices=model_types, help="model family")
+    for flags, kwargs in COMMON_FLAGS:
+        g.add_argument(*flags, **kwargs)
+    return g
+
+
+def resolve_common(args):
+    """Fill in defaults that depend on the environment (after parsing)."""
+    if args.verbose is None:
+        args.verbose = 2 if os.environ.get("CI") else 1
+    return args
 
 
 def set_seed(seed):
@@ -72,10 +151,23 @@ def set_seed(seed):
     keras.utils.set_random_seed(seed)
 
 
+def prepare_dir(path, what="--logging_dir"):
+    """Create ``path`` (and parents) or raise a one-line :class:`UserError` saying why not."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{what} {path} cannot be created: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{what} {path} is not writable")
+    return path
+
+
 def setup_logging(logging_dir, prefix):
     """Log to stdout and ``<logging_dir>/<prefix>_log.txt`` (overwritten each run). Returns the logger."""
-    os.makedirs(logging_dir, exist_ok=True)
+    prepare_dir(logging_dir)
     logger = logging.getLogger("tfspike.run")
+    for h in logger.handlers:
+        h.close()
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -100,3 +192,63 @@ def require_file(path, what, hint=""):
     if not os.path.exists(path):
         raise UserError(f"{what} not found: {path}" + (f" ({hint})" if hint else ""))
     return path
+
+
+class RunContext:
+    """One run's record: its folder, log, seed, timer and results JSON — the same for every family.
+
+    Args:
+        args: the parsed flags (common flags included).
+        name: the run's record name, e.g. ``"MNIST-FC2"``; every file of the run is
+            ``<logging_dir>/<name><suffix>``.
+
+    ``results`` starts with the run's identity (model type, seed, command); :meth:`finish` adds the
+    library versions and the total time and writes ``<name>_results.json`` atomically.
+    """
+
+    def __init__(self, args, name):
+        self.args = args
+        self.name = name
+        self.dir = prepare_dir(args.logging_dir)
+        self.log = setup_logging(self.dir, name)
+        self.timer = Timer()
+        set_seed(args.seed)
+        self.results = {"model_type": args.model_type, "seed": args.seed,
+                         "command": getattr(args, "command", None) or command_line(sys.argv[1:])}
+
+    @property
+    def verbose(self):
+        return self.args.verbose
+
+    def path(self, suffix):
+        """``<logging_dir>/<name><suffix>``."""
+        return os.path.join(self.dir, f"{self.name}{suffix}")
+
+    @property
+    def results_path(self):
+        return self.path("_results.json")
+
+    def write_results(self, results=None):
+        """Write the results JSON (atomically); returns its path."""
+        from tfspike.utils.io import write_json_atomic
+        from tfspike.utils.versions import library_versions
+
+        record = self.results if results is None else results
+        record.setdefault("versions", library_versions())
+        record["total_seconds"] = round(self.timer(), 3)
+        write_json_atomic(self.results_path, record)
+        return self.results_path
+
+    def finish(self, results=None):
+        """Write the results JSON and log where it is. Returns 0 (the exit status)."""
+        path = self.write_results(results)
+        self.log.info(f"results: {path}")
+        self.log.info(f"### Total elapsed time [s]: {self.timer():.2f}")
+        return 0
+
+
+def command_line(argv):
+    """The command as typed (``python main.py ...``), for the results record."""
+    import shlex
+
+    return shlex.join(["python", "main.py", *argv])

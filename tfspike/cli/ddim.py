@@ -11,10 +11,12 @@ and ``cache/`` (the offline KID classifier). Rerunning the same command resumes 
 
 import os
 
-from tfspike.cli.common import fraction, nonneg_int, positive_float, positive_int, str2bool
+from tfspike.cli.common import RunContext, fraction, nonneg_int, positive_float, positive_int, str2bool
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("DDIM",)
+# keras-io's DDIM recipe; the best weights by KID are saved by default.
+DEFAULTS = {"learning_rate": 1e-3, "batch_size": 64, "epochs": 1, "save": True}
 # Copies of tfspike.ddim.unet.FS_PARAM_SETS (keys) and ACTIVATIONS: this module must not import
 # TensorFlow at module level (tfspike/cli/__init__.py); tests/test_ddim.py asserts they are equal.
 FS_CHOICES = ("published", "random", "gaussian", "tbpi", "best")
@@ -51,12 +53,9 @@ def add_arguments(parser):
                    help="training-set repetitions per epoch (default 5 for FLOWERS, 1 offline)")
     g.add_argument("--train_samples", type=nonneg_int, default=0,
                    help="offline: use only the first N training images (0: all)")
-    g.add_argument("--epochs", type=positive_int, default=1)
     g.add_argument("--steps_per_epoch", type=nonneg_int, default=0, help="bound an epoch to N steps (0: full)")
-    g.add_argument("--batch_size", type=positive_int, default=64)
     g.add_argument("--widths", type=widths_list, default=[32, 64, 96, 128], help="U-Net widths, e.g. 32,64,96,128")
     g.add_argument("--block_depth", type=positive_int, default=2)
-    g.add_argument("--learning_rate", "--lr", dest="learning_rate", type=positive_float, default=1e-3)
     g.add_argument("--weight_decay", type=positive_float, default=1e-4)
     g.add_argument("--ema", type=fraction, default=0.999,
                    help="EMA decay of the evaluation network; short runs need less (0.999^N is the share of "
@@ -67,16 +66,14 @@ def add_arguments(parser):
                    help="validation batches per epoch (loss and KID); 0: the whole validation split")
     g.add_argument("--kid_diffusion_steps", type=positive_int, default=5)
     g.add_argument("--plot_diffusion_steps", type=positive_int, default=20)
-    g.add_argument("--plot_images", type=nonneg_int, default=18, help="images in the per-epoch PNG grid (0: none)")
+    g.add_argument("--plot_images", type=nonneg_int, default=18,
+                   help="images in the per-epoch PNG grid (0: none; --plots=False: none)")
     g.add_argument("--kid_classifier_epochs", type=positive_int, default=3)
     g.add_argument("--kid_classifier_samples", type=nonneg_int, default=0,
                    help="training images for the offline KID classifier (0: all)")
     g.add_argument("--spike_stats_images", type=nonneg_int, default=16,
                    help="FS runs: images sampled at the end to count spikes per FS neuron (0: skip)")
-    g.add_argument("--jit_compile", type=str2bool, default=True,
-                   help="XLA-compile training, evaluation and sampling (Keras turns XLA off on CPU otherwise)")
     g.add_argument("--resume", type=str2bool, default=True, help="resume an interrupted run of the same command")
-    g.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras progress bar mode")
 
 
 def run_prefix(args):
@@ -110,17 +107,17 @@ def run(args):
 
     import keras
 
-    from tfspike.cli.common import set_seed, setup_logging
+    from tfspike.cli.common import set_seed
     from tfspike.ddim import data as ddim_data
     from tfspike.ddim.callbacks import ImageGridCallback, ResultsWriter
     from tfspike.ddim.diffusion import DiffusionModel, sample_fs_spike_stats
     from tfspike.ddim.kid import INCEPTION_LABEL, inception_encoder, offline_encoder, offline_label
-    from tfspike.ddim.unet import activation_sites, count_params, fs_layers, neurons_per_image
+    from tfspike.ddim.unet import activation_sites, fs_layers, neurons_per_image
     from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
+    from tfspike.utils.models import count_parameters
 
-    prefix = run_prefix(args)
-    log = setup_logging(args.logging_dir, prefix)
-    set_seed(args.seed)
+    context = RunContext(args, run_prefix(args))
+    log, prefix = context.log, context.name
     log.info(f"{prefix}: {vars(args)}")
 
     # -- data --------------------------------------------------------------------------------
@@ -154,7 +151,7 @@ def run(args):
         n_fit = min(len(xtr_all), n_clf or len(xtr_all))
         encoder, kid_info = offline_encoder(args.data_name, ddim_data.to_float(xtr_all[:n_fit]), ytr_all[:n_fit],
                                             ddim_data.to_float(xte), yte,
-                                            os.path.join(args.logging_dir, "cache"),
+                                            os.path.join(context.dir, "cache"),
                                             epochs=args.kid_classifier_epochs, seed=args.seed,
                                             max_train_samples=n_clf, log=log.info,
                                             verbose=2 if args.verbose else 0)
@@ -170,7 +167,7 @@ def run(args):
     model.normalizer.adapt(adapt_data)
     model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=args.weight_decay),
                   jit_compile=args.jit_compile)
-    trainable, non_trainable = count_params(model.network)
+    trainable, non_trainable = count_parameters(model.network)
     n_fs = len(fs_layers(model.network))
     structure = {"trainable_params": trainable, "non_trainable_params": non_trainable,
                  "activation_sites": len(activation_sites(model.network)), "fs_layers": n_fs,
@@ -182,21 +179,29 @@ def run(args):
     steps = args.steps_per_epoch or steps_full
     val_steps = args.max_kid_batches or val_full
     config = {k: v for k, v in vars(args).items()
-              if k not in ("verbose", "resume", "logging_dir", "data_dir", "jit_compile")}
-    results_path = os.path.join(args.logging_dir, f"{prefix}_results.json")
-    best_path = os.path.join(args.logging_dir, f"{prefix}_best.weights.h5")
-    writer = ResultsWriter(results_path, config, kid_name=kid_name, resume=args.resume,
-                           extra={"prefix": prefix, "kid_extractor": kid_name, "kid_extractor_info": kid_info,
-                                  "structure": structure, "steps_per_epoch": steps,
-                                  "validation_batches": val_steps, "best_weights": best_path})
+              if k not in ("verbose", "resume", "logging_dir", "data_dir", "jit_compile", "command", "plots", "save",
+                           "load")}
+    # --save=False keeps the best weights only in backup/ (they restore the best epoch at the end)
+    best_path = (context.path("_best.weights.h5") if args.save else
+                 os.path.join(context.dir, "backup", f"{prefix}_best.weights.h5"))
+    load = context.path("_best.weights.h5") if args.load is True else args.load  # True: this run's saved weights
+    if load:
+        load_weights_file(model, load)
+        log.info(f"loaded {load}")
+    extra = {"prefix": prefix, "kid_extractor": kid_name, "kid_extractor_info": kid_info, "structure": structure,
+             "steps_per_epoch": steps, "validation_batches": val_steps, "loaded": load or None, **context.results}
+    if args.epochs == 0:
+        return evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context)
+    extra["best_weights"] = best_path
+    writer = ResultsWriter(context.results_path, config, kid_name=kid_name, resume=args.resume, extra=extra)
     checkpoint = SafeCheckpoint(weights_path=best_path, monitor=f"val_{kid_name}", mode="min")
     if writer.best_kid is not None:
         checkpoint.best = writer.best_kid
     callbacks = [writer]
-    if args.plot_images:
-        callbacks.append(ImageGridCallback(os.path.join(args.logging_dir, f"{prefix}_images"), args.plot_images,
+    if args.plots and args.plot_images:
+        callbacks.append(ImageGridCallback(context.path("_images"), args.plot_images,
                                            args.plot_diffusion_steps, seed=args.seed))
-    callbacks += standard_callbacks(args.logging_dir, prefix, checkpoint, resume=args.resume)
+    callbacks += standard_callbacks(context.dir, prefix, checkpoint, resume=args.resume)
 
     timer = time.perf_counter()
     model.fit(train_ds, epochs=args.epochs, steps_per_epoch=steps, validation_data=val_ds,
@@ -217,5 +222,30 @@ def run(args):
     writer.finish(summary)
     final = writer.results
     log.info(json.dumps({k: final.get(k) for k in ("noise_loss", "image_loss", "kid", "best_epoch", "best_kid")}))
-    log.info(f"results: {results_path}")
-    return 0
+    return context.finish(final)
+
+
+def load_weights_file(model, path):
+    """``--load``: a ``.weights.h5`` file of this family (e.g. ``<run>_best.weights.h5``) into ``model``."""
+    from tfspike.cli.common import require_file
+    from tfspike.errors import WeightMismatchError
+
+    require_file(path, "DDIM weight file")
+    if not path.endswith(".weights.h5"):
+        raise UserError(f"--load expects a .weights.h5 file written by --model_type=DDIM, got {path}")
+    try:
+        model.load_weights(path)
+    except Exception as e:  # noqa: BLE001 - a file that does not fit → one line naming it
+        raise WeightMismatchError(f"{path} does not fit this DDIM (--widths/--block_depth/--channels/--image_size "
+                                  f"must match the run that wrote it): {str(e).splitlines()[0] if str(e) else e!r}")
+
+
+def evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context):
+    """``--epochs=0``: validation noise/image loss and KID of the (loaded) model, no training."""
+    logs = model.evaluate(val_ds, steps=val_steps, return_dict=True, verbose=context.verbose)
+    results = {"config": config, **extra, "epochs_run": 0,
+               "val_noise_loss": float(logs["n_loss"]), "val_image_loss": float(logs["i_loss"]),
+               "kid": float(logs[kid_name]) if kid_name in logs else None}
+    context.log.info(f"evaluation: noise loss {results['val_noise_loss']:.5f}, image loss "
+                     f"{results['val_image_loss']:.5f}, {kid_name} {results['kid']}")
+    return context.finish(results)

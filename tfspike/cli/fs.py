@@ -6,12 +6,16 @@ the "best" mode) and print the TBPI-style table.
     python main.py --model_type=FS --table=True --table_Ks=4,8,12,16
 """
 
+import argparse
 import os
 
-from tfspike.cli.common import positive_float, positive_int, nonneg_int, str2bool
+from tfspike.cli.common import (RunContext, Timer, csv_list, nonneg_int, positive_float, positive_int, require_file,
+                                str2bool)
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("FS",)
+# An FS fit is full-batch Adam on the whole grid, so one step is one epoch (one pass over the data).
+DEFAULTS = {"learning_rate": 1e-3, "epochs": 20000}
 # Copies of tfspike.fs.tbpi.INITS and tfspike.fs.targets.TARGETS (importing tfspike.fs loads TensorFlow,
 # which flag parsing must not; tests/test_fs_fit.py asserts they are equal).
 INITS = ("random", "gaussian", "tbpi", "published", "best")
@@ -25,29 +29,14 @@ PAPER_TABLE = {
 }
 
 
-def _csv_list(kind, allowed=None):
-    def parse(s):
-        items = [v.strip() for v in str(s).split(",") if v.strip()]
-        try:
-            items = [kind(v) for v in items]
-        except ValueError:
-            raise __import__("argparse").ArgumentTypeError(f"expected a comma-separated list, got {s!r}") from None
-        if allowed is not None:
-            bad = [v for v in items if v not in allowed]
-            if bad:
-                raise __import__("argparse").ArgumentTypeError(f"{bad} not in {', '.join(allowed)}")
-        return items
-    return parse
-
-
 def _grid(s):
     try:
         lo, hi, n = s.split(",")
         lo, hi, n = float(lo), float(hi), int(n)
     except ValueError:
-        raise __import__("argparse").ArgumentTypeError(f"expected LO,HI,N (e.g. -8,12,100000), got {s!r}") from None
+        raise argparse.ArgumentTypeError(f"expected LO,HI,N (e.g. -8,12,100000), got {s!r}") from None
     if not hi > lo or n < 2:
-        raise __import__("argparse").ArgumentTypeError(f"expected LO < HI and N >= 2, got {s!r}")
+        raise argparse.ArgumentTypeError(f"expected LO < HI and N >= 2, got {s!r}")
     return (lo, hi, n)
 
 
@@ -57,11 +46,10 @@ def add_arguments(parser):
     g.add_argument("--K", type=positive_int, default=8, help="FS time steps")
     g.add_argument("--init", default="tbpi", choices=INITS,
                    help="random | gaussian | tbpi (three stages) | published (TBPI trend lines) | best")
-    g.add_argument("--baselines", type=_csv_list(str, INITS), default=[],
+    g.add_argument("--baselines", type=csv_list(str, INITS), default=[],
                    help="extra stages in the same run, e.g. random,gaussian (share stage 1)")
-    g.add_argument("--steps", type=positive_int, default=20000, help="Adam steps per stage")
-    g.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=1e-3,
-                   help="TorchAdam learning rate")
+    g.add_argument("--steps", dest="epochs", type=nonneg_int, default=argparse.SUPPRESS,
+                   help="the same as --epochs: full-batch Adam steps per stage (each step is one pass over the grid)")
     g.add_argument("--grid", type=_grid, default=None,
                    help="fitting grid LO,HI,N (default -8,12,100000; sigmoid/tanh -10,10,100000)")
     g.add_argument("--select", default="init_mse", choices=("init_mse", "rss", "aicc"), help="trend form rule")
@@ -76,48 +64,94 @@ def add_arguments(parser):
                    help="with --init=best: polish the best stage of an existing results JSON instead of refitting")
     g.add_argument("--mode", default="loop", choices=("loop", "step"),
                    help="compiled while-loop chunks (fast) or a compiled step called from Python")
-    g.add_argument("--plots", type=str2bool, default=True, help="write PNG plots next to the results")
     g.add_argument("--save_preset", type=str2bool, default=False,
-                   help="also save the result as tfspike/fs/presets/<activation>_k<K>_<init>.json")
-    g.add_argument("--verbose", type=str2bool, default=False, help="print the loss every 1000 steps")
+                   help="also save the result as a named preset <activation>_k<K>_<init>.json in --preset_dir")
+    g.add_argument("--preset_dir", default=None,
+                   help="folder for --save_preset (default <logging_dir>/presets); FewSpike(params=NAME) finds "
+                        "presets there when it is listed in $TFSPIKE_FS_PRESETS")
     g.add_argument("--table", type=str2bool, default=False,
                    help="print the TBPI-style table (MSE x100) for --table_Ks, running missing K")
-    g.add_argument("--table_Ks", type=_csv_list(int), default=[4, 8, 12, 16], help="K values of the table")
+    g.add_argument("--table_Ks", type=csv_list(int), default=[4, 8, 12, 16], help="K values of the table")
 
 
-def results_path(logging_dir, activation, K):
-    return os.path.join(logging_dir, f"FS-{activation}-K{K}_results.json")
+def record_name(activation, K):
+    """The run-record name of one FS fit: ``FS-<activation>-K<K>``."""
+    return f"FS-{activation}-K{K}"
+
+
+def check_args(args):
+    if args.batch_size is not None:
+        raise UserError("--batch_size does not apply to --model_type=FS: each Adam step uses the whole grid "
+                        "(full-batch, as the TBPI reference)")
+    if not args.jit_compile:
+        raise UserError("--model_type=FS always runs XLA-compiled fitting loops; --jit_compile=False is not "
+                        "available here")
+    if args.start_from and args.init != "best":
+        raise UserError("--start_from works with --init=best only")
+    if args.start_from and args.load:
+        raise UserError("give --start_from (a results JSON to polish) or --load (a parameter set), not both")
+    if args.epochs == 0 and args.table:
+        raise UserError("--table needs fits: --epochs must be >= 1")
 
 
 def run(args):
-    from tfspike.cli.common import Timer, set_seed, setup_logging
     from tfspike.utils.xla import prefer_wide_vectors
 
+    check_args(args)
     prefer_wide_vectors()  # before the first XLA compile: the fit loop is 1.4x faster on AVX-512
-
     if args.table:
         return run_table(args)
-    prefix = f"FS-{args.activation}-K{args.K}"
-    log = setup_logging(args.logging_dir, prefix)
-    set_seed(args.seed)
-    return run_one(args, args.K, log, prefix, Timer)
+    context = RunContext(args, record_name(args.activation, args.K))
+    record = evaluate_only(args, args.K, context) if args.epochs == 0 else fit_one(args, args.K, context.log)
+    write_outputs(args, args.K, record, context.path, context.log)
+    record.update(context.results)
+    return context.finish(record)
 
 
-def run_one(args, K, log, prefix, Timer):
+def _load_params(args, K):
+    from tfspike.fs.params import get_params
+
+    params = get_params(args.load)
+    if params.K != K:
+        raise UserError(f"--load {args.load} has K = {params.K}, not --K={K}")
+    return params
+
+
+def evaluate_only(args, K, context):
+    """``--epochs=0``: the grid MSE of a parameter set (``--load`` or the published trend lines)."""
     from tfspike.fs import tbpi
-    from tfspike.fs.params import PRESET_DIR, FSParams
-    from tfspike.utils.io import write_json_atomic
+    from tfspike.fs.fit import resolve_init
+    from tfspike.fs.targets import CANONICAL_GRID, DEFAULT_GRIDS, canonical
+
+    target = canonical(args.activation)
+    grid = tuple(args.grid) if args.grid is not None else DEFAULT_GRIDS.get(target, CANONICAL_GRID)
+    if args.load:
+        params = _load_params(args, K)
+    elif args.init in ("published", "tbpi"):
+        params = resolve_init("tbpi", K, args.seed)  # the published TBPI trend lines
+    else:
+        raise UserError("--epochs=0 evaluates a parameter set: give --load FILE|NAME or --init=published")
+    mse = tbpi.grid_mse(params, target, grid)
+    context.log.info(f"FS {params.name}: K={K}, grid MSE on linspace{grid} = {mse:.7f} (x100: {100 * mse:.4f})")
+    fp = {"h": params.h.tolist(), "d": params.d.tolist(), "T": params.T.tolist()}
+    return {"config": {"target": target, "K": K, "grid": list(grid), "init": params.name, "steps": 0,
+                       "lr": args.learning_rate},
+            "stages": {}, "init_mse": mse, "final_mse": mse, "best_mse": mse, "final_params": fp,
+            "loaded": args.load}
+
+
+def fit_one(args, K, log):
+    """One FS fit of ``--init`` (or from ``--load`` / ``--start_from``); returns its JSON-able record."""
+    import json
+
+    from tfspike.fs import tbpi
+    from tfspike.fs.fit import fit_fs
+    from tfspike.fs.targets import CANONICAL_GRID
 
     timer = Timer()
-    log.info(f"FS fit: activation={args.activation} K={K} init={args.init} steps={args.steps} lr={args.lr} "
-             f"seed={args.seed}")
-    if getattr(args, "start_from", None):
-        import json
-
-        if args.init != "best":
-            raise UserError("--start_from works with --init=best only")
-        from tfspike.cli.common import require_file
-
+    log.info(f"FS fit: activation={args.activation} K={K} init={args.init} steps={args.epochs} "
+             f"lr={args.learning_rate} seed={args.seed}")
+    if args.start_from:
         with open(require_file(args.start_from, "results file")) as f:
             try:
                 record = json.load(f)
@@ -125,52 +159,76 @@ def run_one(args, K, log, prefix, Timer):
                 raise UserError(f"{args.start_from} is not a results JSON: {e}") from None
         if record.get("config", {}).get("K") != K:
             raise UserError(f"{args.start_from} is for K={record.get('config', {}).get('K')}, not K={K}")
-        record = tbpi.polish_record(record, args.polish_steps, args.lr, args.seed, log=log.info,
+        record = tbpi.polish_record(record, args.polish_steps, args.learning_rate, args.seed, log=log.info,
                                     search_iters=args.search_iters)
+    elif args.load:
+        params = _load_params(args, K)
+        res = fit_fs(args.activation, K, init=params, grid=args.grid or CANONICAL_GRID, steps=args.epochs,
+                     lr=args.learning_rate, seed=args.seed, mode=args.mode, verbose=args.verbose >= 1)
+        best = res.params("best")
+        record = {"config": dict(res.config, init=params.name), "stages": {},
+                  "init_mse": res.init_loss, "final_mse": res.reported_loss, "best_mse": res.best_loss,
+                  "final_params": {"h": list(map(float, res.h)), "d": list(map(float, res.d)),
+                                   "T": list(map(float, res.T))},
+                  "best_params": {"h": best.h.tolist(), "d": best.d.tolist(), "T": best.T.tolist()},
+                  "loaded": args.load}
     else:
-        record = tbpi.run(args.activation, K, init=args.init, seed=args.seed, steps=args.steps, lr=args.lr,
-                          select=args.select, per_parameter=args.per_parameter,
+        record = tbpi.run(args.activation, K, init=args.init, seed=args.seed, steps=args.epochs,
+                          lr=args.learning_rate, select=args.select, per_parameter=args.per_parameter,
                           include_dead_h=args.include_dead_h, sigma=args.sigma, grid=args.grid,
                           baselines=tuple(b for b in args.baselines if b != args.init), mode=args.mode,
                           polish_steps=args.polish_steps, search_iters=args.search_iters,
-                          verbose=args.verbose, log=log.info)
+                          verbose=args.verbose >= 1, log=log.info)
     record["seed"] = args.seed
-    record["command"] = "python main.py " + " ".join(__import__("sys").argv[1:])
+    record["command"] = args.command
     record["seconds"] = timer()
-    out = results_path(args.logging_dir, args.activation, K)
-    write_json_atomic(out, record)
+    return record
+
+
+def write_outputs(args, K, record, path, log):
+    """The parameter set (``--save``), presets (``--save_preset``) and plots (``--plots``) of one record."""
+    from tfspike.fs import tbpi
+    from tfspike.fs.params import FSParams
+
     fp = record["final_params"]
+    target, grid = record["config"]["target"], tuple(record["config"]["grid"])
+    tag = record["config"].get("init", args.init) if args.load else args.init
     params = FSParams(fp["h"], fp["d"], fp["T"], name=f"{args.activation}_k{K}_{args.init}",
-                      meta={"target": record["config"]["target"], "init": args.init, "seed": args.seed,
-                            "config": record["config"], "init_mse": record["init_mse"],
-                            "final_mse": record["final_mse"], "best_mse": record["best_mse"],
-                            "grid_mse": tbpi.grid_mse(FSParams(fp["h"], fp["d"], fp["T"]),
-                                                      record["config"]["target"], tuple(record["config"]["grid"])),
-                            "command": record["command"], "versions": record["versions"]})
-    params.save(os.path.join(args.logging_dir, f"{prefix}_{args.init}_params.json"))
+                      meta={"target": target, "init": tag, "seed": args.seed, "config": record["config"],
+                            "init_mse": record["init_mse"], "final_mse": record["final_mse"],
+                            "best_mse": record["best_mse"],
+                            "grid_mse": tbpi.grid_mse(FSParams(fp["h"], fp["d"], fp["T"]), target, grid),
+                            "command": record["command"] if "command" in record else args.command,
+                            "versions": record.get("versions")})
+    if args.save:
+        log.info(f"parameter set: {params.save(path(f'_{args.init}_params.json'))}")
     if args.save_preset:
-        path = params.save(os.path.join(PRESET_DIR, f"{args.activation}_k{K}_{args.init}.json"))
-        log.info(f"preset written: {path}")
-        for stage in ("random", "gaussian", "tbpi"):
-            st = record["stages"].get(stage)
-            if st is not None and stage != args.init:
-                p = st["params_after"]
-                extra = FSParams(p["h"], p["d"], p["T"], name=f"{args.activation}_k{K}_{stage}",
-                                 meta={"target": record["config"]["target"], "init": stage, "seed": args.seed,
-                                       "config": record["config"], "init_mse": st["init_loss"],
-                                       "final_mse": st["reported_loss"], "best_mse": st["best_loss"],
-                                       "command": record["command"]})
-                log.info(f"preset written: {extra.save(os.path.join(PRESET_DIR, extra.name + '.json'))}")
+        _save_presets(args, K, record, params, log)
     if args.plots:
-        target, grid = record["config"]["target"], tuple(record["config"]["grid"])
-        tbpi.plot_fit(params, target, grid, os.path.join(args.logging_dir, f"{prefix}_{args.init}_fit.png"))
-        tbpi.plot_losses(record, os.path.join(args.logging_dir, f"{prefix}_{args.init}_losses.png"))
+        tbpi.plot_fit(params, target, grid, path(f"_{args.init}_fit.png"))
+        if record["stages"]:
+            tbpi.plot_losses(record, path(f"_{args.init}_losses.png"))
         if "trend" in record:
-            tbpi.plot_trends(record, os.path.join(args.logging_dir, f"{prefix}_trends.png"))
+            tbpi.plot_trends(record, path("_trends.png"))
     log.info(f"init_mse {record['init_mse']:.7f}  final_mse {record['final_mse']:.7f}  "
              f"best_mse {record['best_mse']:.7f}  (x100: {100 * record['final_mse']:.4f})")
-    log.info(f"results: {out}  ({record['seconds']:.1f} s)")
-    return 0
+
+
+def _save_presets(args, K, record, params, log):
+    from tfspike.fs.params import FSParams
+
+    folder = args.preset_dir or os.path.join(args.logging_dir, "presets")
+    log.info(f"preset written: {params.save(os.path.join(folder, f'{args.activation}_k{K}_{args.init}.json'))}")
+    for stage in ("random", "gaussian", "tbpi"):
+        st = record["stages"].get(stage)
+        if st is not None and stage != args.init:
+            p = st["params_after"]
+            extra = FSParams(p["h"], p["d"], p["T"], name=f"{args.activation}_k{K}_{stage}",
+                             meta={"target": record["config"]["target"], "init": stage, "seed": args.seed,
+                                   "config": record["config"], "init_mse": st["init_loss"],
+                                   "final_mse": st["reported_loss"], "best_mse": st["best_loss"],
+                                   "command": record["command"]})
+            log.info(f"preset written: {extra.save(os.path.join(folder, extra.name + '.json'))}")
 
 
 def table_rows(records):
@@ -196,36 +254,38 @@ def table_rows(records):
 
 
 def run_table(args):
+    """The TBPI-style table for ``--table_Ks``: reuses per-K results of the same step count, fits the rest."""
     import json
 
-    from tfspike.cli.common import Timer, set_seed, setup_logging
-    from tfspike.utils.io import write_json_atomic
+    from tfspike.cli.common import set_seed
+    from tfspike.utils.io import write_json_atomic, write_text_atomic
 
-    log = setup_logging(args.logging_dir, f"FS-{args.activation}-table")
+    context = RunContext(args, f"FS-{args.activation}-table")
+    log = context.log
     records = {}
     for K in args.table_Ks:
-        path = results_path(args.logging_dir, args.activation, K)
+        name = record_name(args.activation, K)
+        path = os.path.join(context.dir, f"{name}_results.json")
         if os.path.exists(path):
             with open(path) as f:
                 rec = json.load(f)
-            if rec.get("config", {}).get("steps") == args.steps:
+            if rec.get("config", {}).get("steps") == args.epochs:
                 log.info(f"K={K}: reusing {path}")
                 records[K] = rec
                 continue
         log.info(f"K={K}: running init=best with baselines random,gaussian,tbpi")
         set_seed(args.seed)
         args.init, args.baselines = "best", ["random", "gaussian", "tbpi"]
-        run_one(args, K, log, f"FS-{args.activation}-K{K}", Timer)
-        with open(path) as f:
-            records[K] = json.load(f)
+        rec = fit_one(args, K, log)
+        write_outputs(args, K, rec, lambda suffix: os.path.join(context.dir, f"{name}{suffix}"), log)
+        write_json_atomic(path, rec)
+        records[K] = rec
     Ks, rows = table_rows(records)
     lines = ["| MSE x 100 | " + " | ".join(f"K={K}" for K in Ks) + " |",
              "|---|" + "---|" * len(Ks)]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     text = "\n".join(lines)
     log.info(text)
-    with open(os.path.join(args.logging_dir, f"FS-{args.activation}-table.md"), "w") as f:
-        f.write(text + "\n")
-    write_json_atomic(os.path.join(args.logging_dir, f"FS-{args.activation}-table.json"),
-                      {"Ks": Ks, "rows": [{"label": l, "cells": c} for l, c in rows]})
-    return 0
+    write_text_atomic(context.path(".md"), text + "\n")
+    context.results.update({"Ks": Ks, "rows": [{"label": l, "cells": c} for l, c in rows]})
+    return context.finish()

@@ -12,24 +12,20 @@ TensorBoard logs and two PNGs (training curves, spike raster).
 
 import os
 
-from tfspike.cli.common import (nonneg_float, nonneg_int, positive_float, positive_int, setup_logging, str2bool,
-                                Timer)
+from tfspike.cli.common import RunContext, nonneg_float, nonneg_int, positive_float, positive_int, str2bool
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("BRF", "RF", "ALIF")
 DATA_NAMES = ("SMNIST", "PSMNIST", "ECG", "SHD")
+# None = the task's recipe (tfspike.rsnn presets); the best-validation model is saved by default.
+DEFAULTS = {"save": True}
 
 
 def add_arguments(parser):
     g = parser.add_argument_group("resonate-and-fire RSNN (BRF | RF | ALIF)")
     g.add_argument("--data_name", default="ECG", choices=DATA_NAMES, help="task")
-    g.add_argument("--epochs", type=nonneg_int, default=None,
-                   help="epochs to train in this run (default: the recipe's E); 0 = evaluate only")
     g.add_argument("--full_epochs", type=positive_int, default=None,
                    help="E of the linear LR decay lr0*(1-e/E) (default: the recipe's; keep it in short runs)")
-    g.add_argument("--learning_rate", "--lr", dest="learning_rate", type=positive_float, default=None,
-                   help="Adam lr0 (default: recipe)")
-    g.add_argument("--batch_size", type=positive_int, default=None, help="train batch (default: recipe)")
     g.add_argument("--val_batch_size", type=positive_int, default=None)
     g.add_argument("--test_batch_size", type=positive_int, default=None)
     g.add_argument("--clipnorm", type=nonneg_float, default=None,
@@ -50,16 +46,11 @@ def add_arguments(parser):
                         "(default: 50 for ALIF on (P)S-MNIST as the reference, else 0)")
     g.add_argument("--surrogate", default="custom_gradient", choices=("custom_gradient", "fgi"),
                    help="double-Gaussian surrogate form (identical gradients)")
-    g.add_argument("--load", default=None,
-                   help="start from a .keras / .weights.h5 file or a reference .npz checkpoint")
     g.add_argument("--permutation", default=None, help="PS-MNIST: .npy with the 784-step permutation")
     g.add_argument("--perm_seed", type=nonneg_int, default=0, help="PS-MNIST permutation seed")
     g.add_argument("--reference_binning", type=str2bool, default=True, help="SHD: Yin et al. binning quirks")
-    g.add_argument("--jit_compile", type=str2bool, default=True, help="XLA-compile train and eval steps")
     g.add_argument("--max_batches", type=positive_int, default=None,
                    help="use at most this many batches per epoch and evaluation (smoke tests)")
-    g.add_argument("--plots", type=str2bool, default=True, help="write the curve and raster PNGs")
-    g.add_argument("--verbose", type=nonneg_int, default=1, help="Keras progress bar (0 off, 1 bar, 2 line)")
 
 
 def load_task(args):
@@ -113,7 +104,9 @@ def load_model_file(path, neuron, task, overrides):
     import keras
 
     from tfspike.errors import WeightMismatchError
-    from tfspike.rsnn.network import RSNN, build_rsnn, import_reference_npz
+    from tfspike.rsnn.model import RSNN
+    from tfspike.rsnn.presets import build_rsnn
+    from tfspike.rsnn.reference_io import import_reference_npz
 
     if not os.path.exists(path):
         raise UserError(f"model file not found: {path}")
@@ -143,47 +136,39 @@ def load_model_file(path, neuron, task, overrides):
 def run(args):
     import numpy as np
 
-    from tfspike.cli.common import set_seed
-    from tfspike.rsnn.network import build_rsnn, count_parameters, preset
+    from tfspike.rsnn.presets import build_rsnn, preset
     from tfspike.rsnn.train import evaluate, fit_recipe, save_best_model
     from tfspike.surrogates.double_gaussian import DoubleGaussian
-    from tfspike.utils.io import write_json_atomic
+    from tfspike.utils.io import atomic_path
+    from tfspike.utils.models import count_parameters
 
     neuron, task = args.model_type, args.data_name
-    prefix = f"{task}-{neuron}"
-    logger = setup_logging(args.logging_dir, prefix)
-    timer = Timer()
-    set_seed(args.seed)
+    context = RunContext(args, f"{task}-{neuron}")
+    logger, prefix = context.log, context.name
     overrides = _overrides(args)
     overrides["surrogate"] = DoubleGaussian(form=args.surrogate)
     p = preset(neuron, task, **overrides)
     epochs = p["epochs"] if args.epochs is None else args.epochs
     if epochs > p["epochs"]:
         raise UserError(f"--epochs={epochs} exceeds the schedule's E={p['epochs']}; raise --full_epochs too")
-    try:
-        if args.load:
-            model = load_model_file(args.load, neuron, task, overrides)
-            logger.info(f"loaded {args.load}")
-        else:
-            model = build_rsnn(neuron, task, **overrides)
-    except ValueError as e:  # impossible constants (e.g. an omega range beyond the guard): one line
-        if isinstance(e, UserError):
-            raise
-        raise UserError(str(e)) from e
+    load = context.path("_best.keras") if args.load is True else args.load  # True: this run's saved model
+    if load:
+        model = load_model_file(load, neuron, task, overrides)
+        logger.info(f"loaded {load}")
+    else:
+        model = build_rsnn(neuron, task, **overrides)
     train, val, test, extra = load_task(args)
     if train[0].shape[1:] != (p["steps"], p["input_units"]):
         raise UserError(f"{task} data have shape {train[0].shape[1:]}, the network expects "
                         f"({p['steps']}, {p['input_units']})")
-    n_params = count_parameters(model)
+    n_params = count_parameters(model)[0]
     logger.info(f"{task} {neuron}: {p['input_units']}-{model.hidden_units}-{model.output_units}, T={p['steps']}, "
                 f"{n_params} parameters; train/val/test {len(train[0])}/{len(val[0])}/{len(test[0])}; "
                 f"seed {args.seed}; lr {p['learning_rate']}, batch {p['batch_size']}, E={p['epochs']}, "
                 f"running {epochs} epochs, clip {p['clipnorm']}"
                 + (f", TBPTT({p['tbptt']})" if p["tbptt"] else ", full BPTT"))
     if extra.get("permutation") is not None:
-        from tfspike.utils.io import atomic_path
-
-        with atomic_path(os.path.join(args.logging_dir, f"{prefix}_permutation.npy"), ".npy") as tmp:
+        with atomic_path(context.path("_permutation.npy"), ".npy") as tmp:
             np.save(tmp, extra["permutation"])
     if epochs == 0:
         model.compile(jit_compile=args.jit_compile)
@@ -193,27 +178,27 @@ def run(args):
         stats, info = fit_recipe(model, train, val, test, learning_rate=p["learning_rate"], total_epochs=p["epochs"],
                                  epochs=epochs, batch_size=p["batch_size"], val_batch_size=p["val_batch_size"],
                                  test_batch_size=p["test_batch_size"], clipnorm=p["clipnorm"],
-                                 logging_dir=args.logging_dir, prefix=prefix, seed=args.seed,
+                                 logging_dir=context.dir, prefix=prefix, seed=args.seed,
                                  jit_compile=args.jit_compile, max_batches=args.max_batches, logger=logger,
                                  verbose=args.verbose)
-        save_best_model(model, os.path.join(args.logging_dir, f"{prefix}_best.keras"))
-    results = {"data_name": task, "model_type": neuron, "params": n_params, "seed": args.seed,
-               "test_loss": stats["loss"], "test_accuracy": stats["accuracy"], "sop_per_sample": stats["sop"],
-               "sop_per_step": stats["sop_per_step"], "firing_rate": stats["firing_rate"],
-               "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
-               "nan_stop": info.get("nan_stop", False), "loaded": args.load,
-               "recipe": {k: p[k] for k in ("learning_rate", "batch_size", "val_batch_size", "test_batch_size",
-                                            "epochs", "clipnorm", "label_last", "sub_seq_length", "tbptt")},
-               "epochs_requested": epochs, "perm_seed": args.perm_seed if task == "PSMNIST" else None,
-               "permutation_file": args.permutation, "wall_s": round(timer(), 1), "history": info.get("history")}
-    path = os.path.join(args.logging_dir, f"{prefix}_results.json")
-    write_json_atomic(path, results)
+        if args.save:
+            save_best_model(model, context.path("_best.keras"))
+    context.results.update({
+        "data_name": task, "params": n_params,
+        "test_loss": stats["loss"], "test_accuracy": stats["accuracy"], "sop_per_sample": stats["sop"],
+        "sop_per_step": stats["sop_per_step"], "firing_rate": stats["firing_rate"],
+        "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
+        "nan_stop": info.get("nan_stop", False), "loaded": load or None,
+        "recipe": {k: p[k] for k in ("learning_rate", "batch_size", "val_batch_size", "test_batch_size",
+                                     "epochs", "clipnorm", "label_last", "sub_seq_length", "tbptt")},
+        "epochs_requested": epochs, "perm_seed": args.perm_seed if task == "PSMNIST" else None,
+        "permutation_file": args.permutation, "history": info.get("history")})
     logger.info(f"test loss {stats['loss']:.5f}  accuracy {100 * stats['accuracy']:.4f} %  "
                 f"SOP/sample {stats['sop']:.1f}  SOP/step {stats['sop_per_step']:.3f}  "
-                f"firing rate {stats['firing_rate']:.4f}  (best epoch {info.get('best_epoch')}) -> {path}")
+                f"firing rate {stats['firing_rate']:.4f}  (best epoch {info.get('best_epoch')})")
     if args.plots:
-        _plots(model, test, info, args.logging_dir, prefix, jit_compile=args.jit_compile)
-    return 0
+        _plots(model, test, info, context.dir, prefix, jit_compile=args.jit_compile)
+    return context.finish()
 
 
 def _plots(model, test, info, logging_dir, prefix, jit_compile=True):

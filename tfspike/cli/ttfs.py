@@ -7,11 +7,13 @@ training data, SNN checkpoints, atomic files, a results JSON, SavedModel export.
 
 import os
 
-from tfspike.cli.common import (Timer, fraction, nonneg_float, nonneg_int, positive_float, positive_int,
-                                require_file, set_seed, setup_logging, str2bool)
+from tfspike.cli.common import (RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int, require_file,
+                                str2bool)
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("SNN", "ReLU")
+# The reference's defaults (spec ttfs.md §7.1); --save=False as there.
+DEFAULTS = {"learning_rate": 5e-4, "batch_size": 8, "epochs": 10, "save": False}
 DATA_NAMES = ("MNIST", "FMNIST", "CIFAR10", "CIFAR100")
 DATA_ALIASES = {"FashionMNIST": "FMNIST", "FASHIONMNIST": "FMNIST"}
 
@@ -38,13 +40,7 @@ def add_arguments(p):
     g = p.add_argument_group("TTFS (--model_type SNN | ReLU)")
     g.add_argument("--model_name", default="FC2", help="contains FC2 or VGG; BN in a VGG name selects BatchNorm")
     g.add_argument("--data_name", type=_data_name, default="MNIST", help="MNIST | FMNIST | CIFAR10 | CIFAR100")
-    g.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=5e-4)
-    g.add_argument("--batch_size", type=positive_int, default=8)
-    g.add_argument("--epochs", type=nonneg_int, default=10)
     g.add_argument("--testing", type=str2bool, default=True, help="evaluate on the test set before/after training")
-    g.add_argument("--load", default="False",
-                   help="False | True (the run's own saved weights) | a file in --logging_dir (or a path)")
-    g.add_argument("--save", type=str2bool, default=False)
     g.add_argument("--noise", type=nonneg_float, default=0.0, help="spike-time noise std (τ_c)")
     g.add_argument("--noise_mode", choices=("reference", "spikes"), default="reference")
     g.add_argument("--time_bits", type=_bits, default=0, help="spike-time quantisation bits (0 = off)")
@@ -74,29 +70,20 @@ def validate(args):
         raise UserError(f"--w_min must be < --w_max, got {args.w_min} >= {args.w_max}")
 
 
-def _load_flag(value):
-    v = str(value).strip()
-    if v.lower() in ("false", "0", "no", ""):
-        return False
-    if v.lower() in ("true", "1", "yes"):
-        return True
-    return v
-
-
 class Run:
     """One TTFS/ReLU run: data, model, evaluation, training, saving (the reference's sequence)."""
 
     def __init__(self, args):
         self.args = args
         self.prefix = f"{args.data_name}-{args.model_name}"
-        self.dir = args.logging_dir
-        self.log = setup_logging(self.dir, self.prefix)
-        self.results = {"model_type": args.model_type, "data_name": args.data_name, "model_name": args.model_name,
-                        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                        "dtype": args.dtype}
-
-    def path(self, suffix):
-        return os.path.join(self.dir, f"{self.prefix}{suffix}")
+        self.context = RunContext(args, self.prefix)
+        self.dir = self.context.dir
+        self.log = self.context.log
+        self.path = self.context.path
+        self.results = self.context.results
+        self.results.update({"data_name": args.data_name, "model_name": args.model_name, "epochs": args.epochs,
+                             "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                             "dtype": args.dtype})
 
     # -- data ---------------------------------------------------------------------------------------
     def load_data(self):
@@ -137,7 +124,7 @@ class Run:
 
     def build(self):
         a = self.args
-        load = _load_flag(a.load)
+        load = a.load  # None (fresh), True (this run's saved files) or a file name
         self.reference = None  # the ReLU network a mapped SNN must agree with
         if a.model_type == "ReLU":
             self.model = self.relu_model()
@@ -148,7 +135,7 @@ class Run:
             return
         from tfspike.models.ttfs_zoo import build_snn_model
 
-        if load is False:
+        if load is None:
             self.model = build_snn_model(a.model_name, a.data_name, dtype=a.dtype, input_is="value")
         elif load is True:
             self.model = self.load_snn(self.path("_preprocessed.keras"),
@@ -196,18 +183,13 @@ class Run:
         return snn
 
     def apply_measured_windows(self):
-        import json
+        from tfspike.ttfs.windows import read_x_n_json
 
         path = self.path("_X_n.json")
         if not os.path.exists(path):
             self.log.warning(f"--window_init=measured: {path} not found; keeping X_n = 1000")
             return
-        with open(path) as f:
-            x_n = json.load(f)["x_n"]
-        if len(x_n) != len(self.model.spiking_layers()):
-            raise UserError(f"{path} has {len(x_n)} X_n values, the model has "
-                            f"{len(self.model.spiking_layers())} spiking layers")
-        self.model.reset_windows(x_n)
+        self.model.reset_windows(read_x_n_json(path, self.model))
         self.log.info(f"windows from measured X_n: latency {self.model.latency():.1f}")
 
     def compile(self):
@@ -215,9 +197,9 @@ class Run:
 
         from tfspike.models.ttfs_zoo import make_optimizer
 
-        self.model.compile(optimizer=make_optimizer(self.args.model_name, self.args.lr),
+        self.model.compile(optimizer=make_optimizer(self.args.model_name, self.args.learning_rate),
                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                           metrics=["accuracy"], jit_compile=True,
+                           metrics=["accuracy"], jit_compile=self.args.jit_compile,
                            steps_per_execution=self.args.steps_per_execution)
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -265,7 +247,7 @@ class Run:
         val = None if self.val is None else make_dataset(*self.val, self.eval_batch_size())
         timer = Timer()
         hist = self.model.fit(train, epochs=a.epochs, validation_data=val, shuffle=False,  # train is reshuffled
-                              verbose=2 if os.environ.get("CI") else 1,
+                              verbose=a.verbose,
                               callbacks=standard_callbacks(self.dir, self.prefix, ckpt))
         self.results["train_seconds"] = timer()
         self.results["history"] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
@@ -287,7 +269,7 @@ class Run:
             save_model_atomic(self.model, self.path("_snn.keras"))
             self.log.info(f"saved {self.path('_snn.weights.h5')} and {self.path('_snn.keras')}")
             return
-        from tfspike.convert.ttfs import measure_x_n, write_x_n_json
+        from tfspike.ttfs.windows import measure_x_n, write_x_n_json
         from tfspike.ttfs import evaluate_ttfs
 
         save_weights_atomic(self.model, self.path("_relu.weights.h5"))
@@ -324,14 +306,10 @@ class Run:
 
 
 def run(args):
-    from tfspike.utils.io import write_json_atomic
-
     validate(args)
-    total = Timer()
     r = Run(args)
     if args.mode:
         r.log.info("--mode is ignored (a debugging workaround of the reference)")
-    set_seed(args.seed)
     import tensorflow as tf
 
     tf.config.experimental.enable_tensor_float_32_execution(False)  # exactness on Ampere+/Hopper GPUs
@@ -343,8 +321,10 @@ def run(args):
     r.load_data()
     r.build()
     r.compile()
+    from tfspike.utils.models import count_parameters
+
     r.log.info(f"{args.model_type} {args.model_name} on {args.data_name}: "
-               f"{sum(int(tf.size(w)) for w in r.model.trainable_weights):,} trainable parameters")
+               f"{count_parameters(r.model)[0]:,} trainable parameters")
     acc0 = r.evaluate("initial") if args.testing else None
     r.results["test_accuracy_initial"] = acc0
     r.results["test_accuracy"] = acc0
@@ -367,8 +347,8 @@ def run(args):
         r.save()
     if args.export:
         r.export()
-    r.results["total_seconds"] = total()
-    write_json_atomic(r.path("_results.json"), r.results)
-    r.log.info(f"results: {r.path('_results.json')}")
-    r.log.info(f"### Total elapsed time [s]: {total():.2f}")
-    return 0
+    if args.plots and r.results.get("history"):
+        from tfspike.utils.plots import plot_history
+
+        r.log.info(f"plot: {plot_history(r.results['history'], r.path('_curves.png'), title=r.prefix)}")
+    return r.context.finish()

@@ -93,3 +93,10 @@ def save_figure_atomic(fig, path, dpi=100):
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return path
+
+
+def write_text_atomic(path, text):
+    """Write a text file atomically."""
+    with atomic_path(path, _suffix(path)) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
