@@ -22,11 +22,11 @@ prefer_wide_vectors()  # as main.py --model_type=FS does; before TensorFlow comp
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfspike.fs.fit import FSFitter, TorchAdam  # noqa: E402
 from tfspike.fs.dynamics import fs_forward  # noqa: E402
+from tfspike.fs.fit import FSFitter, TorchAdam  # noqa: E402
 from tfspike.fs.params import get_params  # noqa: E402
-from tfspike.fs.targets import make_grid, target_tf  # noqa: E402
-from tfspike.fs.tbpi import PUBLISHED_TRENDS  # noqa: E402
+from tfspike.fs.targets import CANONICAL_GRID, make_grid, target_tf  # noqa: E402
+from tfspike.fs.trends import PUBLISHED_TRENDS  # noqa: E402
 
 
 def timed(fn):
@@ -38,13 +38,13 @@ def timed(fn):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--K", type=int, default=16)
-    ap.add_argument("--points", type=int, default=100000)
+    ap.add_argument("--points", type=int, default=CANONICAL_GRID[2])
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--eager_steps", type=int, default=100)
     ap.add_argument("--step_mode_steps", type=int, default=1000)
     args = ap.parse_args()
     K = args.K
-    x = make_grid((-8.0, 12.0, args.points))
+    x = make_grid((*CANONICAL_GRID[:2], args.points))
     y = target_tf("swish")(tf.constant(x))
     init = np.stack(get_params(f"tbpi_trend_k{K}").as_tuple()) if K in PUBLISHED_TRENDS else \
         np.abs(np.random.default_rng(0).normal(size=(3, K))).astype(np.float32)

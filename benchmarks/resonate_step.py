@@ -19,6 +19,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfspike.rsnn.neurons import neuron_names  # noqa: E402  (TensorFlow-free: --help stays instant)
+
 # task: (preset name, batch, PyTorch reference seconds per step on a 2-core CPU, from the issue)
 TASKS = {"smnist": ("SMNIST", 256, 11.8), "ecg": ("ECG", 16, 18.6), "shd": ("SHD", 32, 1.68)}
 
@@ -26,7 +28,7 @@ TASKS = {"smnist": ("SMNIST", 256, 11.8), "ecg": ("ECG", 16, 18.6), "shd": ("SHD
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default="smnist,ecg,shd")
-    ap.add_argument("--neuron", default="BRF", choices=("BRF", "RF", "ALIF"))
+    ap.add_argument("--neuron", default="BRF", choices=neuron_names())
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--no-jit", dest="jit", action="store_false")
@@ -38,7 +40,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from tfspike.rsnn.network import build_rsnn, preset
+    from tfspike.rsnn.presets import build_rsnn, preset
     from tfspike.rsnn.train import make_optimizer
 
     for name in args.tasks.split(","):

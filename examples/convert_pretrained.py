@@ -23,10 +23,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfspike.convert import relu_to_ttfs  # noqa: E402
-from tfspike.convert.ttfs import measure_x_n  # noqa: E402
 from tfspike.data.images import load_image_dataset  # noqa: E402
 from tfspike.data.pipeline import make_dataset  # noqa: E402
 from tfspike.ttfs import evaluate_ttfs  # noqa: E402
+from tfspike.ttfs.windows import measure_x_n  # noqa: E402
 
 
 def vgg_bn_small(n_classes=10, bn_momentum=0.9):

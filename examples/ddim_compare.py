@@ -19,11 +19,13 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from tfspike.cli.ddim import FS_CHOICES as SETS, run_prefix  # noqa: E402  (no TensorFlow at import)
+from tfspike.cli.ddim import run_prefix  # noqa: E402  (no TensorFlow at import)
+from tfspike.ddim.choices import FS_PARAM_SETS, fs_params_name  # noqa: E402
+
+SETS = tuple(FS_PARAM_SETS)
 
 
 def fs_set_available(choice):
-    from tfspike.ddim.unet import fs_params_name
     from tfspike.errors import UserError
     from tfspike.fs import get_params
 
@@ -45,6 +47,8 @@ def report(logging_dir, data_name, sets, missing, command):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from tfspike.utils.io import atomic_path, save_figure_atomic
 
     rows, curves = [], []
     for activation, tag in runs(sets):
@@ -90,7 +94,7 @@ def report(logging_dir, data_name, sets, missing, command):
         notes.append("Not run (parameter set not available yet): " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     notes.append(f"Command: `{command}`")
     text = "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
-    with open(os.path.join(logging_dir, "DDIM_comparison.md"), "w") as f:
+    with atomic_path(os.path.join(logging_dir, "DDIM_comparison.md"), ".md") as tmp, open(tmp, "w") as f:
         f.write(text)
     print(text)
 
@@ -104,7 +108,7 @@ def report(logging_dir, data_name, sets, missing, command):
     axes[1].set(xlabel="epoch", ylabel=kid_name, title=f"KID ({kid_name}, project classifier features)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(os.path.join(logging_dir, "DDIM_comparison.png"), dpi=100)
+    save_figure_atomic(fig, os.path.join(logging_dir, "DDIM_comparison.png"), dpi=100)
     print(f"wrote {os.path.join(logging_dir, 'DDIM_comparison.png')}")
 
 

@@ -7,10 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from tfspike.convert.ttfs import (MappingCheckError, UnsupportedLayersError, measure_x_n, relu_to_ttfs,
-                                  write_x_n_json)
+from tfspike.convert.ttfs import (RULES, AffineOp, MappingCheckError, UnsupportedLayersError, register_rule,
+                                  relu_to_ttfs)
+from tfspike.convert.ttfs.plan import plan
+from tfspike.convert.ttfs.spec import ConvSpec, DenseSpec, FlattenSpec, PoolSpec
 from tfspike.errors import UserError
 from tfspike.ttfs import TTFSConv2D, TTFSDense, TTFSMaxPool2D, TTFSModel
+from tfspike.ttfs.windows import measure_x_n, write_x_n_json
 
 P, Q = -3.0, 3.0
 
@@ -291,3 +294,57 @@ def test_normalization_layer_and_uint8_inputs():
     assert report["layers"][0]["bias_map"]
     x = rng.uniform(0, 255, (32, 5, 5, 2)).round()
     np.testing.assert_allclose(snn.predict(x, verbose=0), model.predict(x, verbose=0), rtol=0, atol=1e-9)
+
+
+def test_plan_emits_typed_specs():
+    """conv(relu) → BN → pool → flatten → dense: the planner's typed specs, checked against hand-folded
+    values: the pool sign is sign(γ) of the BN before it, the dense layer absorbs the BN (W′ = κ ⊙ W,
+    b′ = b + βᵀ W with β the BN shift tiled over the 2×2 positions), and the dense layer is the readout."""
+    keras.config.set_floatx("float64")
+    L = keras.layers
+    model = keras.Sequential([keras.Input((4, 4, 1)), L.Conv2D(2, 3, padding="same", activation="relu", name="c"),
+                              L.BatchNormalization(epsilon=0.0, name="bn"), L.MaxPooling2D(2, name="p"),
+                              L.Flatten(name="f"), L.Dense(3, name="d")])
+    gamma, beta, mean, var = np.array([-2.0, 0.5]), np.array([0.25, -1.0]), np.array([1.0, 2.0]), np.array([4.0, 1.0])
+    model.get_layer("bn").set_weights([gamma, beta, mean, var])
+    specs = plan(model, (0.0, 1.0)).specs
+    assert [type(s) for s in specs] == [ConvSpec, PoolSpec, FlattenSpec, DenseSpec]
+    conv, pool, _, dense = specs
+    assert (conv.readout, conv.compare_with, conv.correction) == (False, "c", None)  # (0, 1) input: no map
+    assert (conv.kernel_size, conv.strides, conv.padding) == ((3, 3), (1, 1), "same")
+    assert (pool.pool_size, pool.strides, pool.padding) == ((2, 2), (2, 2), "valid")
+    np.testing.assert_array_equal(pool.sign, [-1.0, 1.0])
+    assert dense.readout and dense.sources == ("d",)
+    kappa = np.array([-1.0, 0.5])  # γ / sqrt(var)
+    shift = np.array([0.25 + 1.0, -1.0 - 1.0])  # β − mean·κ
+    w, b = model.get_layer("d").kernel.numpy(), model.get_layer("d").bias.numpy()
+    np.testing.assert_allclose(dense.kernel, np.tile(kappa, 4)[:, None] * w, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(dense.bias, b + np.tile(shift, 4) @ w, rtol=0, atol=1e-14)
+    assert dense.rules == ("dense", "absorbed affine of bn", "readout (logits)")
+
+
+class TimesThree(keras.layers.Layer):
+    """A custom layer y = 3·x + 1 that the converter does not know."""
+
+    def call(self, x):
+        return 3.0 * x + 1.0
+
+
+def test_register_rule_extends_the_converter():
+    L = keras.layers
+    model = keras.Sequential([keras.Input((5,)), L.Dense(4, activation="relu", name="h"), TimesThree(name="t3"),
+                              L.Dense(2, name="out")])
+    with pytest.raises(UnsupportedLayersError, match=r"t3 \(TimesThree\)"):
+        relu_to_ttfs(model)
+
+    @register_rule(TimesThree)
+    def _times_three(layer):
+        return [AffineOp(layer=layer, scale=np.array([3.0]), shift=np.array([1.0]), note="TimesThree")]
+
+    try:
+        snn, report = relu_to_ttfs(model, return_report=True)
+    finally:
+        del RULES[TimesThree]
+    assert report["layers"][-1]["rules"] == ["dense", "absorbed affine of t3", "readout (logits)"]
+    x = np.random.default_rng(0).uniform(0, 1, (16, 5)).astype("float32")
+    np.testing.assert_allclose(snn.predict(x, verbose=0), model.predict(x, verbose=0), rtol=0, atol=1e-5)

@@ -13,11 +13,34 @@ import tensorflow as tf
 from tests.layer_contract import check_layer_contract
 from tfspike.ddim.diffusion import DiffusionModel, sample_fs_spike_stats
 from tfspike.ddim.kid import KID, classifier, kid
-from tfspike.ddim.unet import (SinusoidalEmbedding, activation_sites, count_params, fs_layers, neurons_per_image,
-                               residual_unet)
+from tfspike.ddim.unet import SinusoidalEmbedding, activation_sites, fs_layers, neurons_per_image, residual_unet
 from tfspike.errors import UserError
+from tfspike.utils.models import count_parameters
 
 ACTIVATIONS = ["swish", "fs_swish"]
+
+
+def kid_oracle(real, generated):
+    """Unbiased MMD² with k(a, b) = (a·b / D + 1)³ written from the spec (fs.md §5.3) as explicit sums over
+    pairs in float64: 1/(n(n−1)) Σ_{i≠j} k(r_i, r_j) + 1/(m(m−1)) Σ_{i≠j} k(g_i, g_j) − 2/(nm) Σ_{i,j} k(r_i, g_j).
+    Returns (kid, the three terms) so callers can scale tolerances to the cancelling terms."""
+    r, g = np.asarray(real, np.float64), np.asarray(generated, np.float64)
+    n, m, dims = len(r), len(g), r.shape[1]
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / dims + 1.0) ** 3
+
+    rr = math.fsum(k(r[i], r[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    gg = math.fsum(k(g[i], g[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    rg = math.fsum(k(r[i], g[j]) for i in range(n) for j in range(m)) / (n * m)
+    return rr + gg - 2.0 * rg, (rr, gg, rg)
+
+
+def schedule_np(t, min_signal_rate=0.02, max_signal_rate=0.95):
+    """(noise rate, signal rate) of the cosine schedule of fs.md §5.1, in float64."""
+    angle = math.acos(max_signal_rate) + np.asarray(t, np.float64) * (math.acos(min_signal_rate)
+                                                                     - math.acos(max_signal_rate))
+    return np.sin(angle), np.cos(angle)
 
 
 def tiny_encoder(size=16, channels=1, dims=16):
@@ -53,7 +76,7 @@ SIZES = [
 @pytest.mark.parametrize("size,channels,widths,trainable,non_trainable,neurons", SIZES)
 def test_unet_sizes(activation, size, channels, widths, trainable, non_trainable, neurons):
     net = residual_unet(size, channels, widths, 2, activation=activation, fs_params="published")
-    assert count_params(net) == (trainable, non_trainable)
+    assert count_parameters(net) == (trainable, non_trainable)
     assert len(activation_sites(net)) == 14
     assert neurons_per_image(net) == neurons
     assert net.output.shape[1:] == (size, size, channels)
@@ -74,7 +97,8 @@ def test_unet_rejects_bad_shapes():
 
 
 def test_fs_params_by_name():
-    from tfspike.ddim.unet import FS_PARAM_SETS, activation_factory
+    from tfspike.ddim.choices import FS_PARAM_SETS
+    from tfspike.ddim.unet import activation_factory
 
     layer = activation_factory("fs_swish", "published")("x_act")
     assert layer.K == 16 and layer.voltage_scaling == "abs_plus_one" and not layer.trainable_params
@@ -89,7 +113,7 @@ def test_ema_clone_keeps_fs_layers():  # E2
         ca, cb = a.get_config(), b.get_config()
         assert (ca["h"], ca["d"], ca["T"], ca["voltage_scaling"]) == (cb["h"], cb["d"], cb["T"], cb["voltage_scaling"])
         assert cb["voltage_scaling"] == "abs_plus_one" and len(cb["h"]) == 16
-    assert count_params(model.network) == count_params(model.ema_network)
+    assert count_parameters(model.network) == count_parameters(model.ema_network)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,14 +123,38 @@ def test_ema_clone_keeps_fs_layers():  # E2
 def test_kid_small_example():  # E5
     r = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     g = np.array([[1.0, 1.0], [0.0, 0.0]], np.float32)
+    # by hand (D = 2): k_rr(i≠j) = 1, k_gg(i≠j) = 1, k_rg = {1.5³, 1, 1.5³, 1} → 1 + 1 − 2·2.1875
     assert abs(float(kid(r, g)) - (-2.375)) < 1e-6
+    assert kid_oracle(r, g)[0] == -2.375
+
+
+def test_kid_unequal_set_sizes_by_hand():
+    """n = 2 real, m = 3 generated: swapping n and m anywhere changes the value."""
+    r = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    g = np.array([[2.0, 0.0], [0.0, 0.0], [0.0, 2.0]], np.float32)
+    # k_rr(i≠j) = 1; k_gg(i≠j) = 1 (all dot products 0); k_rg: r1·g1 = r2·g3 = 2 → 2³ = 8, the other four 1
+    want = 1.0 + 1.0 - 2.0 * (8 + 8 + 4) / 6
+    assert kid_oracle(r, g)[0] == pytest.approx(want, abs=1e-15)
+    assert abs(float(kid(r, g)) - want) < 1e-5
+    assert abs(float(kid(g, r)) - want) < 1e-5  # symmetric in the two sets
+
+
+def test_kid_matches_the_pairwise_oracle():
+    rng = np.random.default_rng(7)
+    r = rng.normal(size=(9, 5)).astype(np.float32)
+    g = (rng.normal(size=(6, 5)) * 1.5 + 0.3).astype(np.float32)
+    want, terms = kid_oracle(r, g)
+    np.testing.assert_allclose(float(kid(r, g)), want, rtol=0, atol=1e-6 * sum(map(abs, terms)))
 
 
 def test_kid_identical_sets():  # E6
     r = np.random.default_rng(0).normal(size=(64, 16)).astype(np.float32)
-    k = (r.astype(np.float64) @ r.T.astype(np.float64) / 16 + 1.0) ** 3
-    n = len(r)
-    expected = -(2.0 / n) * (np.mean(np.diag(k)) - (k.sum() - np.trace(k)) / (n * (n - 1)))
+    n, r64 = len(r), r.astype(np.float64)
+    k = lambda a, b: (math.fsum(a * b) / 16 + 1.0) ** 3  # noqa: E731
+    mean_diag = math.fsum(k(r64[i], r64[i]) for i in range(n)) / n
+    mean_off = math.fsum(k(r64[i], r64[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    expected = -(2.0 / n) * (mean_diag - mean_off)  # spec §5.3 identity for R = G
+    assert kid_oracle(r, r)[0] == pytest.approx(expected, rel=1e-12)
     np.testing.assert_allclose(float(kid(r, r)), expected, rtol=1e-5)
 
 
@@ -120,13 +168,24 @@ def test_kid_metric_self_vs_noise():
     real = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.05)[..., None].astype(np.float32)
     other = np.exp(-((xx - cy) ** 2 + (yy - cx) ** 2) / 0.05)[..., None].astype(np.float32)
     noise = rng.random(real.shape).astype(np.float32)
-    metric = KID(tiny_encoder(16, 1, 32), name="kid_test")
+    encoder = tiny_encoder(16, 1, 32)
+    metric = KID(encoder, name="kid_test")
     metric.update_state(real, noise)
     kid_noise = float(metric.result())
+    # the metric is kid() of the encoded batches: the pairwise oracle on the same features
+    features = {name: encoder(x, training=False).numpy() for name, x in
+                (("real", real), ("noise", noise), ("other", other))}
+    want_noise, terms = kid_oracle(features["real"], features["noise"])
+    np.testing.assert_allclose(kid_noise, want_noise, rtol=0, atol=1e-6 * sum(map(abs, terms)))
     metric.reset_state()
     metric.update_state(real, real)
     kid_self = float(metric.result())
     metric.update_state(real, other)  # the mean over two batches
+    want_self, terms_self = kid_oracle(features["real"], features["real"])
+    want_other, terms_other = kid_oracle(features["real"], features["other"])
+    np.testing.assert_allclose(kid_self, want_self, rtol=0, atol=1e-6 * sum(map(abs, terms_self)))
+    np.testing.assert_allclose(float(metric.result()), (want_self + want_other) / 2, rtol=0,
+                               atol=1e-6 * sum(map(abs, terms_self + terms_other)))
     kid_other = 2 * float(metric.result()) - kid_self
     assert kid_noise > 0
     assert abs(kid_self) < 0.05 * kid_noise
@@ -257,6 +316,8 @@ def test_sampling_spike_stats():
                 for i in range(steps)]
     assert len(set(per_step)) == steps, per_step
     assert 0 < stats["spikes_per_neuron"] < 16
+    total = sum(float(tf.reduce_sum(layer.spike_count(x))) for layer in sites for x in seen[layer.name])
+    np.testing.assert_allclose(stats["spikes_per_neuron"], total / (stats["n_neurons"] * n_images * steps), rtol=1e-3)
     assert sample_fs_spike_stats(DiffusionModel(16, 1, (4, 8), 1, "swish"), 1, 1) is None
 
 
@@ -284,12 +345,65 @@ def test_nan_loss_stops_fit_with_the_standard_callbacks(tmp_path):
     assert ckpt.saw_nan and ckpt.saved_epoch is None
 
 
-def test_cli_constants_match_the_unet():
-    """cli/ddim.py keeps TensorFlow-free copies of the U-Net's choices."""
-    from tfspike.cli.ddim import ACTIVATIONS as CLI_ACTIVATIONS, FS_CHOICES
-    from tfspike.ddim.unet import ACTIVATIONS as UNET_ACTIVATIONS, FS_PARAM_SETS
+def test_reverse_step_is_the_ddim_update():
+    """One reverse step against fs.md §5.1 in NumPy: x0 = (x − n·ε)/s, next = s'·x0 + n'·ε (η = 0)."""
+    keras.utils.set_random_seed(0)
+    model = DiffusionModel(16, 1, (4, 8), 1, "swish")
+    out_conv = model.ema_network.get_layer("output_conv")
+    out_conv.kernel.assign(np.random.default_rng(0).normal(0, 0.5, out_conv.kernel.shape).astype(np.float32))
+    noisy = np.random.default_rng(1).normal(size=(2, 16, 16, 1)).astype(np.float32)
+    t = np.array([0.7, 0.3], np.float32).reshape(2, 1, 1, 1)
+    nr, sr = schedule_np(t)
+    next_nr, next_sr = schedule_np(t - 0.25)
+    model_nr, model_sr = (r.numpy() for r in model.diffusion_schedule(tf.constant(t)))
+    np.testing.assert_allclose(model_nr, nr, rtol=1e-6)
+    np.testing.assert_allclose(model_sr, sr, rtol=1e-6)
+    # ε at the model's own float32 variance: the embedding (frequencies up to 1000) turns a one-ulp
+    # change of the variance into a visible change of ε
+    eps = model.ema_network([noisy, model_nr ** 2]).numpy().astype(np.float64)
+    assert np.abs(eps).max() > 0.1  # a real noise prediction, not the zero-initialised one
+    x0 = (noisy - nr * eps) / sr
+    next_noisy, pred_images, extra = model.reverse_step(tf.constant(noisy), tf.constant(t), 0.25)
+    np.testing.assert_allclose(pred_images.numpy(), x0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(next_noisy.numpy(), next_sr * x0 + next_nr * eps, rtol=1e-5, atol=1e-5)
+    assert extra == []
 
-    assert FS_CHOICES == tuple(FS_PARAM_SETS) and CLI_ACTIVATIONS == UNET_ACTIVATIONS
+
+def test_sampler_with_zero_noise_prediction():
+    """The initial network predicts ε = 0 (zero output kernel, §5.7): every step rescales by s(t')/s(t), so the
+    last clean-image estimate is the starting noise over s(1) = min_signal_rate = 0.02, for any step count."""
+    model = DiffusionModel(16, 1, (4, 8), 1, "swish")
+    noise = np.random.default_rng(2).normal(size=(2, 16, 16, 1)).astype(np.float32)
+    for steps in (1, 4):
+        pred = model.reverse_diffusion(tf.constant(noise), steps).numpy()
+        np.testing.assert_allclose(pred, noise / 0.02, rtol=2e-5)
+
+
+def test_choices_import_without_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; import tfspike.ddim.choices; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+def test_cli_offers_the_unet_choices():
+    """The DDIM CLI accepts every library activation and --fs_params choice and maps them to the U-Net."""
+    import argparse
+
+    from tfspike.cli import ddim as cli_ddim
+    from tfspike.ddim.choices import ACTIVATIONS as UNET_ACTIVATIONS, FS_PARAM_SETS
+
+    parser = argparse.ArgumentParser()
+    cli_ddim.add_arguments(parser)
+    for activation in UNET_ACTIVATIONS:
+        assert parser.parse_args([f"--activation={activation}"]).activation == activation
+    for choice in FS_PARAM_SETS:
+        args = parser.parse_args(["--activation=fs_swish", f"--fs_params={choice}"])
+        args.widths = [8, 16]
+        cli_ddim.check_args(args)  # no error
+        assert cli_ddim.run_prefix(args) == f"DDIM-fs_swish-{choice}-FMNIST"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,7 +462,7 @@ def test_cli_tiny_run(data_dir, tmp_path, capsys):
     assert os.path.exists(tmp_path / f"{prefix}_best.weights.h5")
     assert os.path.exists(tmp_path / f"{prefix}_images" / "epoch_002.png")
     info = res["kid_extractor_info"]
-    from tfspike.ddim.kid import sha256_file
+    from tfspike.utils.io import sha256_file
 
     assert sha256_file(info["weights_path"]) == info["sha256"]
 
@@ -361,7 +475,8 @@ def test_cli_tiny_run(data_dir, tmp_path, capsys):
 @pytest.mark.data
 def test_offline_kid_extractor(data_dir, tmp_path):  # E7
     from tfspike.ddim.data import load_offline, to_float
-    from tfspike.ddim.kid import offline_encoder, sha256_file
+    from tfspike.ddim.kid import offline_encoder
+    from tfspike.utils.io import sha256_file
 
     (xtr, ytr), (xte, yte) = load_offline("FMNIST", data_dir)
     encoder, info = offline_encoder("FMNIST", to_float(xtr), ytr, to_float(xte), yte, str(tmp_path), epochs=3,
@@ -432,9 +547,7 @@ def test_inception_extractor():  # E10 (online)
     images = np.random.default_rng(0).random((8, 64, 64, 3)).astype(np.float32)
     f = encoder(images).numpy().astype(np.float64)
     assert f.shape == (8, 2048)
-    k = (f @ f.T / 2048 + 1.0) ** 3
-    expected = -(2.0 / 8) * (np.mean(np.diag(k)) - (k.sum() - np.trace(k)) / (8 * 7))
-    np.testing.assert_allclose(float(kid(f, f)), expected, rtol=1e-5)
+    np.testing.assert_allclose(float(kid(f, f)), kid_oracle(f, f)[0], rtol=1e-5)
 
 
 def test_offline_probes_fail_fast(monkeypatch):
@@ -451,3 +564,35 @@ def test_offline_probes_fail_fast(monkeypatch):
     if not flowers_available()[0]:
         with pytest.raises(MissingDataError, match="needs network"):
             flowers_pipelines()
+
+
+def test_remote_available_probe(tmp_path, monkeypatch):
+    """One probe for every online resource: local copy first, then TFSPIKE_OFFLINE, then the host."""
+    from tfspike.data import paths
+
+    host = ("downloads.example.org", 443)
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"x")
+    reached = []
+    monkeypatch.setattr(paths, "host_reachable", lambda h, timeout=3.0: reached.append(h) or False)
+    monkeypatch.setenv("TFSPIKE_OFFLINE", "1")
+    assert paths.remote_available("W", str(weights), host) == (True, f"W found at {weights}")
+    assert paths.remote_available("W", lambda: "/prepared/here", host) == (True, "W found at /prepared/here")
+    assert paths.remote_available("W", str(tmp_path / "missing"), host, hint="use X") == (
+        False, "W: not available locally and downloads are disabled (TFSPIKE_OFFLINE=1)")
+    assert reached == []  # offline: no connection attempt
+    monkeypatch.setenv("TFSPIKE_OFFLINE", "0")
+    assert paths.remote_available("W", lambda: None, host, hint="use X") == (
+        False, "W: not available locally and downloads.example.org is unreachable; use X")
+    assert reached == [host]
+    monkeypatch.setattr(paths, "host_reachable", lambda h, timeout=3.0: True)
+    assert paths.remote_available("W", None, host) == (True, "W downloadable from downloads.example.org")
+    # the Inception probe is this helper on the Keras cache file
+    from tfspike.ddim.kid import INCEPTION_WEIGHTS_FILE, inception_available
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / INCEPTION_WEIGHTS_FILE).write_bytes(b"x")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("TFSPIKE_OFFLINE", "1")
+    assert inception_available() == (True, f"InceptionV3 ImageNet weights found at "
+                                           f"{tmp_path / 'models' / INCEPTION_WEIGHTS_FILE}")

@@ -6,7 +6,7 @@ import pytest
 
 from tfspike.convert import activations_to_fewspike
 from tfspike.errors import UserError
-from tfspike.fs import FewSpike, fs_relu
+from tfspike.fs import FewSpike, fs_relu, get_params
 from tfspike.fs.stats import count_fs_neurons, spike_stats
 from tfspike.reference import fs_numpy as R
 
@@ -58,11 +58,31 @@ def test_convert_sequential_and_spike_report():
                                        data=x)
     assert rep["n_sites"] == 2 and rep["n_fs_neurons"] == 7
     assert {s["preset"] for s in rep["sites"]} == {"stoeckl_swish_k16", "stoeckl_sigmoid_k12"}
+    # oracle: the converted dense layers are the original ones with a linear activation, then FS
+    swish16, sigmoid12 = get_params("stoeckl_swish_k16"), get_params("stoeckl_sigmoid_k12")
+    dense1, dense2 = (l for l in new.layers if isinstance(l, keras.layers.Dense))
+    pre1 = keras.Model(new.inputs, dense1.output).predict(x, verbose=0)
+    w1, b1 = model.layers[0].get_weights()
+    np.testing.assert_allclose(pre1, x @ w1 + b1, rtol=1e-6, atol=1e-6)
+    fs1, n1 = R.forward_post(pre1, *swish16.as_tuple())
+    pre2 = keras.Model(new.inputs, dense2.output).predict(x, verbose=0)
+    w2, b2 = model.layers[1].get_weights()
+    np.testing.assert_allclose(pre2, fs1 @ w2 + b2, rtol=1e-6, atol=1e-6)
+    out, n2 = R.forward_post(pre2, *sigmoid12.as_tuple())
+    # equal up to the float32 rounding of a sum of <= 12 terms (compiled predict may fuse it differently);
+    # one spike more or less would move an output by some |d[k]| >= 1e-3
+    assert np.min(np.abs(sigmoid12.d)) > 1e-3
+    np.testing.assert_allclose(new.predict(x, verbose=0), out, rtol=0, atol=1e-6)
+    # spike statistics: the oracle's spike counts at both sites, exactly
     st = rep["spike_stats"]
     assert st["total"]["n_samples"] == 10 and st["total"]["n_neurons"] == 7
-    assert 0 < st["total"]["spikes_per_neuron"] < 16
-    # the output is close to the ANN (FS approximates swish/sigmoid)
-    np.testing.assert_allclose(new.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.1)
+    sites = list(st["sites"].values())
+    assert [s["n_neurons"] for s in sites] == [5, 2]
+    assert [s["spikes"] for s in sites] == [float(n1.sum()), float(n2.sum())]
+    assert sites[0]["spikes_per_neuron"] == float(n1.sum()) / 50
+    assert sites[1]["spikes_per_neuron"] == float(n2.sum()) / 20
+    assert st["total"]["spikes_per_neuron"] == float(n1.sum() + n2.sum()) / 70
+    assert n1.sum() > 0 and n2.sum() > 0
 
 
 def test_subclassed_model_is_rejected():
@@ -99,8 +119,10 @@ def test_D8_spike_stats_relu():
     st = spike_stats(model, x, batch_size=10000)
     site = next(iter(st["sites"].values()))
     assert site["n_neurons"] == 1 and site["n_samples"] == 100001
-    assert abs(site["spikes_per_neuron"] - 5.0008) < 2e-3
-    assert abs(site["input_mean"] - 12.5) < 1e-6
+    _, n = R.forward_post(x[:, 0], *fs_relu(10).as_tuple())
+    assert site["spikes"] == float(n.sum()) and site["spikes_per_neuron"] == float(n.sum()) / 100001
+    assert abs(site["spikes_per_neuron"] - 5.0008) < 2e-3  # spec fs.md D8
+    assert site["input_mean"] == pytest.approx(np.mean(x, dtype=np.float64), rel=1e-12)
     # the model's output is unchanged by the instrumentation
     np.testing.assert_array_equal(model.predict(x[:10], verbose=0)[:, 0],
                                   R.forward_post(x[:10, 0], *fs_relu(10).as_tuple())[0])

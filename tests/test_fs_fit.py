@@ -12,7 +12,9 @@ import tensorflow as tf
 from tfspike.errors import UserError
 from tfspike.fs import get_params
 from tfspike.fs.fit import TorchAdam, abs_normal_init, fit_fs, optimal_d, resolve_init
-from tfspike.fs.tbpi import PUBLISHED_TRENDS, fit_trends, grid_mse, published_trend, run
+from tfspike.fs.pipeline import polish_record, run
+from tfspike.fs.targets import grid_mse
+from tfspike.fs.trends import PUBLISHED_TRENDS, eval_curve, fit_trends, published_trend
 from tfspike.reference import fs_numpy as R
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,14 +155,10 @@ def test_C12_run_record_schema(tmp_path):
     assert rec["final_mse"] == rec["stages"]["tbpi"]["reported_loss"]
     # the tbpi stage starts from the fitted curves of the stage-1 parameters
     tr = rec["trend"]
-    from tfspike.fs.tbpi import eval_curve
-
     np.testing.assert_array_equal(rec["stages"]["tbpi"]["params_before"]["T"],
                                   eval_curve(tr["forms"]["T"], tr["coeffs"]["T"], 4))
     json.dumps(rec)  # JSON-able
     # the "best" mode polishes the best stage and never ends above where it started
-    from tfspike.fs.tbpi import polish_record
-
     start_best = min(st["best_loss"] for st in rec["stages"].values())
     rec = polish_record(rec, polish_steps=10, log=lambda s: None)
     assert rec["stages"]["best"]["final_mse"] <= start_best * (1 + 1e-6)
@@ -261,31 +259,34 @@ def test_cli_table(tmp_path):
     assert rec["final_mse"] <= min(st["best_loss"] for k, st in rec["stages"].items() if k != "best") * (1 + 1e-6)
 
 
-def test_voltage_regulariser_adds_lambda_times_reg():
-    """fit_fs(reg_lambda=λ): the loss is MSE + λ·Σ_k (mean_x max(0, |s_k| - 1))², s_k = (v_k - T_k)/(|v_k| + 1)."""
+def test_voltage_regulariser_against_the_oracle():
+    """fit_fs(reg_lambda=λ): loss = MSE + λ·Σ_k (mean_x max(0, |s_k| - 1))², s_k = (v_k - T_k)/(|v_k| + 1).
+
+    Value and gradients against the NumPy oracle written from the spec (the regulariser's spikes carry
+    no gradient: the potentials follow them, only h, T and x enter the chain)."""
     from tfspike.fs.fit import FSFitter, _loss_fn, _voltage_reg
 
     x = np.linspace(-4.0, 6.0, 200).astype(np.float32)
-    y = tf.constant(x) * tf.sigmoid(tf.constant(x))
+    y = R.swish(x)
     p = get_params("tbpi_trend_k4")
-    theta = tf.constant(np.stack(p.as_tuple()))
-    lam = 0.25
-    plain = _loss_fn(tf.constant(x), y, "none", 0.0)(theta)
-    reg = _voltage_reg(tf.constant(x), theta)
-    assert float(reg) > 0
-    np.testing.assert_array_equal(_loss_fn(tf.constant(x), y, "none", lam)(theta).numpy(),
-                                  (plain + lam * reg).numpy())
-    # the regulariser itself, from the oracle's voltage trace
     h, d, T = p.as_tuple()
-    v, want = x.astype(np.float64), 0.0
-    for k in range(4):
-        s = (v - T[k]) / (np.abs(v) + 1.0)
-        want += np.mean(np.maximum(np.abs(s) - 1.0, 0.0)) ** 2
-        v = v - h[k] * (s > 0)
-    assert float(reg) == pytest.approx(want, rel=1e-5)
-    # the compiled fitter sees the same loss
-    fitter = FSFitter(x, y, 4, reg_lambda=lam)
-    assert fitter.evaluate(theta.numpy()) == pytest.approx(float(plain) + lam * float(reg), rel=1e-6)
+    lam = 0.25
+    want_reg, want_gh, want_gT = R.voltage_reg_and_grads(x, h, d, T)
+    want_mse = R.mse_and_grads(x, y, h, d, T)[0]
+    assert want_reg > 1e-3 and np.all(want_gh[:2] != 0) and np.all(want_gT[:3] != 0)  # active here
+    theta = tf.constant(np.stack(p.as_tuple()))
+    with tf.GradientTape() as tape:
+        tape.watch(theta)
+        reg = _voltage_reg(tf.constant(x), theta)
+    g = tape.gradient(reg, theta).numpy()
+    assert float(reg) == pytest.approx(want_reg, rel=1e-6)
+    np.testing.assert_allclose(g[0], want_gh, rtol=1e-5, atol=1e-9)
+    np.testing.assert_array_equal(g[1], 0.0)  # d does not enter the regulariser
+    np.testing.assert_allclose(g[2], want_gT, rtol=1e-5, atol=1e-9)
+    assert g[0, -1] == 0.0  # the dead reset
+    want = want_mse + lam * want_reg
+    assert float(_loss_fn(tf.constant(x), tf.constant(y), "none", lam)(theta)) == pytest.approx(want, rel=1e-6)
+    assert FSFitter(x, tf.constant(y), 4, reg_lambda=lam).evaluate(theta.numpy()) == pytest.approx(want, rel=1e-6)
 
 
 def test_fit_best_leaves_the_start_untouched():
@@ -298,14 +299,6 @@ def test_fit_best_leaves_the_start_untouched():
     assert start.name == name and start.meta == meta
     for a, b in zip(rec["params"].as_tuple(), start.as_tuple()):
         np.testing.assert_array_equal(a, b)
-
-
-def test_cli_choices_match_the_library():
-    from tfspike.cli import fs as cli_fs
-    from tfspike.fs import tbpi, targets
-
-    assert cli_fs.INITS == tbpi.INITS
-    assert cli_fs.ACTIVATIONS == targets.TARGETS
 
 
 def test_fit_trends_rejects_unknown_select():

@@ -78,6 +78,24 @@ def test_A3_point_values(swish16, sigmoid12):
     np.testing.assert_array_equal(n, [1, 4, 5, 3])
 
 
+def test_forward_trace_equals_oracle_trace(swish16):
+    """return_trace: per-step potentials, surrogate arguments and spikes of the oracle, bitwise."""
+    x = np.float32([-5, -4, -1, 0, 0.5, 1, 2, 4, 8, 12, 100])
+    out, n, trace = fs_forward(tf.constant(x), *swish16.as_tuple(), "abs_plus_one", return_spike_count=True,
+                               return_trace=True)
+    want_out, want_n, vs, zs = R.forward_post(x, *swish16.as_tuple(), return_trace=True)
+    np.testing.assert_array_equal(out.numpy(), want_out)
+    np.testing.assert_array_equal(n.numpy(), want_n)
+    assert [len(trace[k]) for k in ("v", "s", "z")] == [16, 16, 16]
+    for k in range(16):
+        np.testing.assert_array_equal(trace["v"][k].numpy(), vs[k])
+        np.testing.assert_array_equal(trace["z"][k].numpy(), zs[k])
+        np.testing.assert_array_equal(trace["s"][k].numpy(), (vs[k] - swish16.T[k]) / (np.abs(vs[k]) + np.float32(1)))
+    out2, trace2 = fs_forward(tf.constant(x), *swish16.as_tuple(), return_trace=True)  # "none": s = v - T
+    np.testing.assert_array_equal(out2.numpy(), want_out)
+    np.testing.assert_array_equal(trace2["s"][3].numpy(), vs[3] - swish16.T[3])
+
+
 def test_A4_swish_small_range(swish16):
     x = np.linspace(-5, 5, 100000).astype(np.float32)
     out, n = tf_forward(x, swish16)

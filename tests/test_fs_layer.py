@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from layer_contract import check_layer_contract
+from tfspike import surrogates
 from tfspike.errors import UserError
 from tfspike.fs import FewSpike, fs_relu, get_params, post_to_pre
 from tfspike.reference import fs_numpy as R
@@ -49,7 +50,8 @@ def test_unknown_and_ungenerated_presets_are_clear_errors(tmp_path, monkeypatch)
     # a fitted preset whose file is missing (e.g. deleted by the user) gets a hint how to make it
     from tfspike.fs import params as params_mod
 
-    monkeypatch.setattr(params_mod, "PRESET_DIR", str(tmp_path))
+    monkeypatch.setattr(params_mod, "BUILTIN_PRESET_DIR", str(tmp_path))
+    monkeypatch.delenv("TFSPIKE_FS_PRESETS", raising=False)
     with pytest.raises(UserError, match="has not been generated"):
         get_params("swish_k16_best")
 
@@ -66,7 +68,7 @@ def test_saved_set_round_trip(tmp_path):
 
 def test_pre_ordering_loader(tmp_path):
     from tfspike.fs import load_params
-    from tfspike.fs.params import FSParams
+    from tfspike.fs.param_set import FSParams
 
     p = get_params("stoeckl_swish_k16")
     pre = FSParams(*post_to_pre(*p.as_tuple()))
@@ -92,6 +94,90 @@ def test_layer_contract(trainable):
         expected_output_shape=(8, 6, 3), fit=True)
     fs = [l for l in model.layers if isinstance(l, FewSpike)][0]
     assert len(fs.weights) == (3 if trainable else 0)
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_layer_contract_with_a_non_default_surrogate(trainable, tmp_path):
+    """The contract (config round trip, .keras and .weights.h5 reload, a fit step) with Triangle(2, 0.5),
+    and the restored layer keeps that surrogate and its gradients."""
+    x = np.random.default_rng(1).normal(0, 2, (8, 6, 3)).astype(np.float32)
+    make = lambda: FewSpike("stoeckl_swish_k16", trainable_params=trainable,  # noqa: E731
+                            surrogate=surrogates.Triangle(width=2.0, peak=0.5))
+    model = check_layer_contract(make, x, expected_output_shape=(8, 6, 3), fit=True)
+    fs = [l for l in model.layers if isinstance(l, FewSpike)][0]
+    assert fs.surrogate == surrogates.Triangle(width=2.0, peak=0.5)
+    model.save(tmp_path / "tri.keras")
+    loaded = keras.saving.load_model(tmp_path / "tri.keras")
+    fs_loaded = [l for l in loaded.layers if isinstance(l, FewSpike)][0]
+    assert fs_loaded.surrogate == surrogates.Triangle(width=2.0, peak=0.5)
+    assert fs_loaded.get_config() == fs.get_config()
+    xt = tf.constant(x)
+    grads = []
+    for m in (model, loaded):
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = m(xt)
+        grads.append(tape.gradient(y, xt).numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
+def test_default_surrogate_is_the_unit_triangle_and_keeps_the_reference_gradients():
+    """Default = Triangle(1, 1) (spec §1.4): every gradient equals the NumPy reverse pass of fs_numpy."""
+    layer = FewSpike("stoeckl_swish_k16", trainable_params=True)
+    assert layer.surrogate == surrogates.Triangle(width=1.0, peak=1.0)
+    cfg = layer.get_config()["surrogate"]
+    assert cfg["class_name"] == "Triangle" and cfg["config"] == {"width": 1.0, "peak": 1.0}
+    p = get_params("stoeckl_swish_k16")
+    x = np.random.default_rng(5).normal(0, 3, (200,)).astype(np.float32)
+    g_out = np.random.default_rng(6).normal(size=x.shape).astype(np.float32)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(layer(xt) * g_out)
+    got = tape.gradient(loss, [xt, layer.h, layer.d, layer.T])
+    want = R.backward_post(x, *p.as_tuple(), g_out, voltage_scaling="abs_plus_one")
+    for a, b, name in zip(got, want, ("x", "h", "d", "T")):
+        np.testing.assert_allclose(a.numpy(), b, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def _input_gradient(surrogate, voltage_scaling, x):
+    """d out / d x of a one-step FS neuron (h = 0, d = 1, T = 1): the surrogate at s, times ds/dx."""
+    layer = FewSpike(h=[0.0], d=[1.0], T=[1.0], voltage_scaling=voltage_scaling, surrogate=surrogate)
+    xt = tf.constant(np.float32(x))
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        y = layer(xt)
+    return y.numpy(), tape.gradient(y, xt).numpy()
+
+
+def test_surrogate_sets_the_gradient_by_hand():
+    x = [-0.5, 0.25, 0.9, 1.5, 2.2, 3.5]  # s = x - 1 = [-1.5, -0.75, -0.1, 0.5, 1.2, 2.5]
+    y, g_default = _input_gradient(None, "none", x)
+    np.testing.assert_array_equal(y, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(g_default, [0, 0.25, 0.9, 0.5, 0, 0], atol=1e-6)  # max(0, 1 - |s|)
+    y_tri, g_tri = _input_gradient(surrogates.Triangle(width=2.0, peak=0.5), "none", x)
+    np.testing.assert_array_equal(y_tri, y)  # the surrogate never changes the forward pass
+    np.testing.assert_allclose(g_tri, [0.125, 0.3125, 0.475, 0.375, 0.2, 0], atol=1e-6)  # 0.5 max(0, 1 - |s|/2)
+    # double Gaussian by name, at s = 0, 0.25, 0.5, 1 (brf.md table: g = 0.438837, 0.384997, 0.258594, 0.043220)
+    _, g_dg = _input_gradient("double_gaussian", "none", [1.0, 1.25, 1.5, 2.0])
+    np.testing.assert_allclose(g_dg, [0.438837, 0.384997, 0.258594, 0.043220], atol=1e-6)
+    # scaled argument: x = 2 gives s = 1/3 and ds/dx = 1/3 - 1/9 = 2/9
+    _, g_scaled = _input_gradient(surrogates.Triangle(width=2.0, peak=0.5), "abs_plus_one", [2.0])
+    np.testing.assert_allclose(g_scaled, [0.5 * (1 - 1 / 6) * 2 / 9], rtol=1e-6)
+    _, g_scaled_default = _input_gradient(None, "abs_plus_one", [2.0])
+    np.testing.assert_allclose(g_scaled_default, [(1 - 1 / 3) * 2 / 9], rtol=1e-6)
+
+
+def test_surrogate_config_forms_and_old_configs():
+    by_dict = FewSpike("relu_k10", surrogate={"class_name": "triangle", "config": {"width": 3.0}})
+    assert by_dict.surrogate == surrogates.Triangle(width=3.0)
+    clone = FewSpike.from_config(by_dict.get_config())
+    assert clone.surrogate == by_dict.surrogate and clone.get_config() == by_dict.get_config()
+    old = FewSpike("relu_k10").get_config()
+    del old["surrogate"]  # configs saved before surrogate= existed load with the default
+    assert FewSpike.from_config(old).surrogate == surrogates.Triangle()
+    with pytest.raises(UserError, match="unknown surrogate"):
+        FewSpike("relu_k10", surrogate="sigmoid_surrogate")
 
 
 def test_D1_weights():
@@ -169,16 +255,18 @@ def test_spike_count_does_not_change_output():
 def test_bad_arguments():
     with pytest.raises(UserError, match="voltage_scaling"):
         FewSpike("relu_k10", voltage_scaling="scaled")
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="needs params"):
         FewSpike()
+    with pytest.raises(UserError, match="not both"):
+        FewSpike("relu_k10", h=[1.0], d=[1.0], T=[0.0])
 
 
 @pytest.mark.parametrize("name", ["swish_k16_random", "swish_k16_gaussian", "swish_k16_tbpi", "swish_k16_best"])
 def test_shipped_fitted_presets(name):
-    from tfspike.fs.params import PRESET_DIR
-    from tfspike.fs.tbpi import grid_mse
+    from tfspike.fs.params import BUILTIN_PRESET_DIR
+    from tfspike.fs.targets import grid_mse
 
-    if not os.path.exists(os.path.join(PRESET_DIR, name + ".json")):
+    if not os.path.exists(os.path.join(BUILTIN_PRESET_DIR, name + ".json")):
         pytest.skip(f"{name} not generated")
     p = get_params(name)
     assert p.K == 16 and p.name == name

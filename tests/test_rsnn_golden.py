@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tfspike.data.ecg import load_ecg
-from tfspike.rsnn.network import build_rsnn, import_reference_npz
+from tfspike.rsnn.presets import build_rsnn
+from tfspike.rsnn.reference_io import import_reference_npz
 
 # neuron: (sub_seq, accuracy %, acc tol pp, NLL, NLL tol, SOP/sample, spikes t<100 sample 0, all, o_99 sample 0)
 EXPECTED = {

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from layer_contract import check_layer_contract
+from tfspike.errors import UserError
 from tfspike.ttfs import TTFSConv2D, TTFSDense, TTFSInput, TTFSMaxPool2D
 
 RNG = np.random.default_rng(0)
@@ -49,16 +50,22 @@ def test_ttfs_input_contract(kwargs):
         np.testing.assert_allclose(y, (x + 3) / 6, rtol=1e-6)
     elif not kwargs.get("time_bits"):
         np.testing.assert_allclose(y, 1 - x, rtol=1e-6)
-    else:  # quantised on k/7
-        np.testing.assert_allclose(np.round(y * 7), y * 7, atol=1e-5)
+    else:  # t = 1 − x fake-quantised on [0, 1] with 3 bits: the grid k/7, rounding half up (spec §9)
+        np.testing.assert_allclose(y, np.floor((1 - x) * 7 + 0.5) / 7, rtol=0, atol=1e-6)
 
 
-def test_bad_options_raise_clear_errors():
-    with pytest.raises(ValueError, match="time_bits"):
-        TTFSDense(3, time_bits=1)
-    with pytest.raises(ValueError, match="noise_mode"):
-        TTFSDense(3, noise_mode="loud")
-    with pytest.raises(ValueError, match="w_min"):
-        TTFSDense(3, weight_bits=8, w_min=1.0, w_max=-1.0)
-    with pytest.raises(ValueError, match="padding"):
-        TTFSConv2D(3, padding="causal")
+@pytest.mark.parametrize("make,match", [
+    (lambda: TTFSDense(3, time_bits=1), "time_bits"),
+    (lambda: TTFSDense(3, weight_bits=17), "weight_bits"),
+    (lambda: TTFSDense(3, noise_mode="loud"), "noise_mode"),
+    (lambda: TTFSDense(3, noise=-0.1), "noise"),
+    (lambda: TTFSDense(3, weight_bits=8, w_min=1.0, w_max=-1.0), "w_min"),
+    (lambda: TTFSConv2D(3, padding="causal"), "padding"),
+    (lambda: TTFSMaxPool2D(2, padding="full"), "padding"),
+    (lambda: TTFSInput("spikes"), "input_is"),
+    (lambda: TTFSInput("value", p=1.0, q=1.0), "q > p"),
+])
+def test_bad_options_raise_one_line_user_errors(make, match):
+    with pytest.raises(UserError, match=match) as e:
+        make()
+    assert "\n" not in str(e.value)

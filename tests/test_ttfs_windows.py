@@ -1,4 +1,9 @@
-"""Windows, growth rule, latency, spike metrics, noise and quantisation (spec §1.7, §8, §9)."""
+"""Windows, growth rule, latency, spike metrics, noise and quantisation (spec §1.7, §8, §9), and the
+X_n file of the measured window initialisation (spec §5.6)."""
+
+import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -6,7 +11,9 @@ import pytest
 import tensorflow as tf
 
 from tfspike.models.ttfs_zoo import build_snn_model
+from tfspike.errors import UserError
 from tfspike.ttfs import TTFSDense, TTFSInput, TTFSModel, evaluate_ttfs
+from tfspike.ttfs.windows import read_x_n_json, write_x_n_json
 
 
 @pytest.mark.parametrize("name,data,latency", [("FC2", "MNIST", 1501.0), ("VGG", "CIFAR10", 21001.0),
@@ -78,7 +85,8 @@ def test_evaluate_reuses_compiled_step_until_configure():
     model.configure(time_bits=4)  # Δ = 1500 in 16 levels: the activations ≤ 1 of h0 round to silence
     quantised = evaluate_ttfs(model, x)
     assert model.compiled_step("stats", None) is not step  # the new options are traced
-    assert first["spikes_per_layer"]["h1"] > 0 and quantised["spikes_per_layer"]["h1"] == 0
+    # unquantised: 3 of the 4 neurons of h1 fire (activations 200, 100, 40, 0); quantised: none
+    assert first["spikes_per_layer"]["h1"] == 0.75 and quantised["spikes_per_layer"]["h1"] == 0
 
 
 def test_zero_noise_is_bitwise_the_noise_free_path():
@@ -176,3 +184,53 @@ def test_checkpoint_round_trip_keeps_logits_and_windows(tmp_path):
     for m in (loaded, fresh):
         np.testing.assert_array_equal(m.predict(x, verbose=0), z)
         assert m.windows() == model.windows()
+
+
+def test_x_n_json_round_trip_sets_measured_windows(tmp_path):
+    model = chain_model()
+    path = write_x_n_json(tmp_path / "MNIST-FC3_X_n.json", model, [2.0, 400.0, 3.5], dataset="MNIST")
+    with open(path) as f:
+        assert json.load(f) == {"layers": ["h0", "h1", "h2"], "x_n": [2.0, 400.0, 3.5], "dataset": "MNIST",
+                                "split": "train"}
+    x_n = read_x_n_json(path, model)
+    assert x_n == [2.0, 400.0, 3.5]
+    model.reset_windows(x_n)
+    assert model.windows() == [(1.0, 4.0), (4.0, 604.0), (604.0, 609.25)]  # Δ = 1.5·X_n, chained
+
+
+@pytest.mark.parametrize("content,match", [
+    (None, "X_n file not found"),
+    ("{not json", "is not a readable X_n JSON file"),
+    ('{"layers": ["h0", "h1", "h2"]}', 'has no "x_n" entry'),
+    ("[1, 2, 3]", 'has no "x_n" entry'),
+    ('{"x_n": "1000"}', 'must be a list of numbers'),
+    ('{"x_n": [1.0, "inf", 2.0]}', 'must be a list of numbers'),
+    ('{"x_n": [1.0, 2.0]}', "has 2 X_n values, the model has 3 spiking layers"),
+    ('{"layers": ["h0", "h1", "h2"], "x_n": [1.0, 0.0, 2.0]}', r"finite and > 0, got h1=0\.0"),
+    ('{"x_n": [1.0, 2.0, -3.0]}', r"finite and > 0, got #2=-3\.0"),
+    ('{"x_n": [NaN, 2.0, 3.0]}', r"finite and > 0, got #0=nan"),
+])
+def test_read_x_n_json_rejects_bad_files_in_one_line(tmp_path, content, match):
+    path = tmp_path / "CIFAR10-VGG_X_n.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=match) as e:
+        read_x_n_json(path, chain_model())
+    msg = str(e.value)
+    assert str(path) in msg and "\n" not in msg
+
+
+def test_light_modules_do_not_load_tensorflow_and_one_layer_registers_all():
+    """tfspike.ttfs and tfspike.io are lazy: X_n files and weight-file names need no TensorFlow. Asking for
+    one TTFS layer class registers every one, so keras.saving.load_model finds all of them."""
+    code = ("import sys\n"
+            "import tfspike.io, tfspike.ttfs, tfspike.ttfs.windows, tfspike.ttfs.simulate\n"
+            "assert 'tensorflow' not in sys.modules and 'h5py' not in sys.modules, 'eager import'\n"
+            "from tfspike.ttfs import TTFSModel\n"
+            "import keras\n"
+            "names = sorted(k for k in keras.saving.get_custom_objects() if k.startswith('tfspike>TTFS'))\n"
+            "print(','.join(names))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == ("tfspike>TTFSConv2D,tfspike>TTFSDense,tfspike>TTFSInput,tfspike>TTFSMaxPool2D,"
+                                  "tfspike>TTFSModel")

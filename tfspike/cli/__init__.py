@@ -6,11 +6,10 @@ owns), ``DEFAULTS`` (its defaults for the common flags of :mod:`tfspike.cli.comm
 ``--help`` and flag errors are instant.
 """
 
-import argparse
 import importlib
 import sys
 
-from tfspike.cli.common import ArgumentParser, add_common_arguments, command_line, resolve_common
+from tfspike.cli.common import ArgumentParser, HelpFormatter, add_common_arguments, command_line, resolve_common
 from tfspike.errors import UserError
 
 FAMILY_MODULES = ("tfspike.cli.ttfs", "tfspike.cli.fs", "tfspike.cli.rsnn", "tfspike.cli.ddim")
@@ -39,7 +38,7 @@ def build_parser(argv):
     family = importlib.import_module(table[known.model_type])
     parser = ArgumentParser(prog="main.py", description=DESCRIPTION,
                             epilog="python main.py --model_type=TYPE --help lists the flags of a family.",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=HelpFormatter)
     add_common_arguments(parser, tuple(table))
     family.add_arguments(parser)
     parser.set_defaults(**family.DEFAULTS)

@@ -102,27 +102,40 @@ def load_value(s):
 # Flags of every family: (flags, argparse keyword arguments). A family sets its defaults with DEFAULTS.
 COMMON_FLAGS = (
     (("--lr", "--learning_rate"), dict(dest="learning_rate", type=positive_float, default=None,
-                                      help="learning rate of the optimiser (None: the family's recipe)")),
+                                      help="learning rate of the optimiser")),
     (("--epochs",), dict(type=nonneg_int, default=None,
-                         help="passes over the training data in this run; 0 = evaluate only, no training "
-                              "(None: the family's recipe)")),
-    (("--batch_size",), dict(type=positive_int, default=None, help="training batch size (None: the family's recipe)")),
+                         help="passes over the training data in this run; 0 = evaluate only, no training")),
+    (("--batch_size",), dict(type=positive_int, default=None, help="training batch size")),
     (("--seed",), dict(type=nonneg_int, default=0, help="seed for Python, NumPy and TensorFlow")),
     (("--data_dir",), dict(default=None,
-                           help="local data folder laid out like shared/data (None: $TFSPIKE_DATA, then download)")),
+                           help="local data folder laid out like shared/data")),
     (("--logging_dir",), dict(default="logs/", help="output folder: log, results JSON, checkpoints, plots, "
                                                      "TensorBoard")),
-    (("--verbose",), dict(type=verbosity, default=None,
-                          help="0: log lines only; 1: progress bars; 2: one line per epoch (None: 2 when $CI is "
-                               "set, else 1)")),
+    (("--verbose",), dict(type=verbosity, default=None, metavar="{0,1,2}",
+                          help="0: log lines only; 1: progress bars; 2: one line per epoch")),
     (("--jit_compile",), dict(type=str2bool, default=True, help="XLA-compile the training and evaluation steps")),
     (("--plots",), dict(type=str2bool, default=True, help="write PNG plots beside the results")),
     (("--load",), dict(type=load_value, default=None, metavar="FILE",
-                       help="start from this file (weights, model or parameter set; see the family's flags); "
-                            "False = start fresh")),
+                       help="start from this file (weights, model or parameter set; with --epochs=0: evaluate "
+                            "it); True = this run's own saved file; False = start fresh")),
     (("--save",), dict(type=str2bool, default=True,
                        help="write the trained model / weights / parameter set into --logging_dir")),
 )
+
+
+# What an unset (None) common flag means, shown in --help.
+UNSET_MEANS = {"learning_rate": "the family's recipe", "epochs": "the family's recipe",
+               "batch_size": "the family's recipe", "data_dir": "$TFSPIKE_DATA, then download",
+               "verbose": "2 when $CI is set, else 1", "load": "start fresh"}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default; an unset default says what it means instead of ``None``."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help + (f" (default: {UNSET_MEANS[action.dest]})" if action.dest in UNSET_MEANS else "")
+        return super()._get_help_string(action)
 
 
 def add_common_arguments(parser, model_types):

@@ -12,15 +12,12 @@ and ``cache/`` (the offline KID classifier). Rerunning the same command resumes 
 import os
 
 from tfspike.cli.common import RunContext, fraction, nonneg_int, positive_float, positive_int, str2bool
+from tfspike.ddim.choices import ACTIVATIONS, FS_PARAM_SETS
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("DDIM",)
 # keras-io's DDIM recipe; the best weights by KID are saved by default.
 DEFAULTS = {"learning_rate": 1e-3, "batch_size": 64, "epochs": 1, "save": True}
-# Copies of tfspike.ddim.unet.FS_PARAM_SETS (keys) and ACTIVATIONS: this module must not import
-# TensorFlow at module level (tfspike/cli/__init__.py); tests/test_ddim.py asserts they are equal.
-FS_CHOICES = ("published", "random", "gaussian", "tbpi", "best")
-ACTIVATIONS = ("swish", "fs_swish")
 
 
 def widths_list(s):
@@ -41,7 +38,7 @@ def add_arguments(parser):
                    help="block activation: the ANN swish or a fixed FS-Swish layer")
     g.add_argument("--fs_params", default="published",
                    help="FS-Swish parameter set: published (Stöckl K=16) | random | gaussian | tbpi | best, "
-                        "or a .json set file")
+                        "a .json set file, or a preset name (see --model_type=FS --save_preset)")
     g.add_argument("--voltage_scaling", choices=("abs_plus_one", "none"), default="abs_plus_one",
                    help="FS surrogate scaling (abs_plus_one as the TBPI DDIM)")
     g.add_argument("--data_name", choices=("FMNIST", "MNIST", "FLOWERS"), default="FMNIST",
@@ -79,7 +76,7 @@ def add_arguments(parser):
 def run_prefix(args):
     if args.activation == "swish":
         tag = "ann"
-    elif args.fs_params in FS_CHOICES:
+    elif args.fs_params in FS_PARAM_SETS:
         tag = args.fs_params
     else:
         tag = os.path.splitext(os.path.basename(str(args.fs_params)))[0]
@@ -87,11 +84,14 @@ def run_prefix(args):
 
 
 def check_args(args):
-    if args.activation == "fs_swish" and args.fs_params not in FS_CHOICES:
+    if args.activation == "fs_swish" and args.fs_params not in FS_PARAM_SETS:
+        from tfspike.fs.params import PRESETS_ENV, preset_names
+
         if not str(args.fs_params).endswith(".json"):
-            raise UserError(f"--fs_params must be one of {', '.join(FS_CHOICES)} or a .json file, "
-                            f"got {args.fs_params!r}")
-        if not os.path.exists(args.fs_params):
+            if args.fs_params not in preset_names():  # a preset saved by --model_type=FS --save_preset
+                raise UserError(f"--fs_params must be one of {', '.join(FS_PARAM_SETS)}, a .json file or an FS "
+                                f"preset name (searched: ${PRESETS_ENV} and the package), got {args.fs_params!r}")
+        elif not os.path.exists(args.fs_params):
             raise UserError(f"FS parameter file not found: {args.fs_params}")
     size = 32 if args.data_name != "FLOWERS" else args.image_size
     factor = 2 ** (len(args.widths) - 1)

@@ -12,21 +12,13 @@ import os
 from tfspike.cli.common import (RunContext, Timer, csv_list, nonneg_int, positive_float, positive_int, require_file,
                                 str2bool)
 from tfspike.errors import UserError
+from tfspike.fs.pipeline import INITS, PAPER_TABLE  # these modules load no TensorFlow at import
+from tfspike.fs.targets import TARGETS
+from tfspike.fs.trends import SELECT_RULES
 
 MODEL_TYPES = ("FS",)
 # An FS fit is full-batch Adam on the whole grid, so one step is one epoch (one pass over the data).
 DEFAULTS = {"learning_rate": 1e-3, "epochs": 20000}
-# Copies of tfspike.fs.tbpi.INITS and tfspike.fs.targets.TARGETS (importing tfspike.fs loads TensorFlow,
-# which flag parsing must not; tests/test_fs_fit.py asserts they are equal).
-INITS = ("random", "gaussian", "tbpi", "published", "best")
-ACTIVATIONS = ("swish", "silu", "sigmoid", "gelu", "tanh", "softplus", "mish", "relu")
-
-# TBPI README table "FS neuron (Swish approximation)", MSE x 100 on linspace(-8, 12, 1e5).
-PAPER_TABLE = {
-    "random": {4: 3.8797, 8: 0.9776, 12: 0.1521, 16: 0.1425},
-    "gaussian": {4: 3.8796, 8: 0.8968, 12: 0.1517, 16: 0.1249},
-    "tbpi": {4: 3.8795, 8: 0.6295, 12: 0.1413, 16: 0.1246},
-}
 
 
 def _grid(s):
@@ -42,7 +34,7 @@ def _grid(s):
 
 def add_arguments(parser):
     g = parser.add_argument_group("Few-Spike fitting (FS)")
-    g.add_argument("--activation", default="swish", choices=ACTIVATIONS, help="target activation")
+    g.add_argument("--activation", default="swish", choices=TARGETS, help="target activation")
     g.add_argument("--K", type=positive_int, default=8, help="FS time steps")
     g.add_argument("--init", default="tbpi", choices=INITS,
                    help="random | gaussian | tbpi (three stages) | published (TBPI trend lines) | best")
@@ -52,7 +44,7 @@ def add_arguments(parser):
                    help="the same as --epochs: full-batch Adam steps per stage (each step is one pass over the grid)")
     g.add_argument("--grid", type=_grid, default=None,
                    help="fitting grid LO,HI,N (default -8,12,100000; sigmoid/tanh -10,10,100000)")
-    g.add_argument("--select", default="init_mse", choices=("init_mse", "rss", "aicc"), help="trend form rule")
+    g.add_argument("--select", default="init_mse", choices=SELECT_RULES, help="trend form rule")
     g.add_argument("--per_parameter", type=str2bool, default=False, help="choose the trend form per parameter")
     g.add_argument("--include_dead_h", type=str2bool, default=True, help="fit the dead h[K-1] in the h trend")
     g.add_argument("--sigma", type=positive_float, default=0.1, help="noise of the gaussian baseline")
@@ -67,8 +59,9 @@ def add_arguments(parser):
     g.add_argument("--save_preset", type=str2bool, default=False,
                    help="also save the result as a named preset <activation>_k<K>_<init>.json in --preset_dir")
     g.add_argument("--preset_dir", default=None,
-                   help="folder for --save_preset (default <logging_dir>/presets); FewSpike(params=NAME) finds "
-                        "presets there when it is listed in $TFSPIKE_FS_PRESETS")
+                   help="folder of --save_preset and of --load NAME lookups (default <logging_dir>/presets); "
+                        "FewSpike(params=NAME) and DDIM --fs_params=NAME find presets in the folders of "
+                        "$TFSPIKE_FS_PRESETS")
     g.add_argument("--table", type=str2bool, default=False,
                    help="print the TBPI-style table (MSE x100) for --table_Ks, running missing K")
     g.add_argument("--table_Ks", type=csv_list(int), default=[4, 8, 12, 16], help="K values of the table")
@@ -111,7 +104,7 @@ def run(args):
 def _load_params(args, K):
     from tfspike.fs.params import get_params
 
-    params = get_params(args.load)
+    params = get_params(args.load, preset_dirs=(preset_dir(args),))
     if params.K != K:
         raise UserError(f"--load {args.load} has K = {params.K}, not --K={K}")
     return params
@@ -119,19 +112,18 @@ def _load_params(args, K):
 
 def evaluate_only(args, K, context):
     """``--epochs=0``: the grid MSE of a parameter set (``--load`` or the published trend lines)."""
-    from tfspike.fs import tbpi
     from tfspike.fs.fit import resolve_init
-    from tfspike.fs.targets import CANONICAL_GRID, DEFAULT_GRIDS, canonical
+    from tfspike.fs.targets import canonical, default_grid, grid_mse
 
     target = canonical(args.activation)
-    grid = tuple(args.grid) if args.grid is not None else DEFAULT_GRIDS.get(target, CANONICAL_GRID)
+    grid = tuple(args.grid) if args.grid is not None else default_grid(target)
     if args.load:
         params = _load_params(args, K)
     elif args.init in ("published", "tbpi"):
         params = resolve_init("tbpi", K, args.seed)  # the published TBPI trend lines
     else:
         raise UserError("--epochs=0 evaluates a parameter set: give --load FILE|NAME or --init=published")
-    mse = tbpi.grid_mse(params, target, grid)
+    mse = grid_mse(params, target, grid)
     context.log.info(f"FS {params.name}: K={K}, grid MSE on linspace{grid} = {mse:.7f} (x100: {100 * mse:.4f})")
     fp = {"h": params.h.tolist(), "d": params.d.tolist(), "T": params.T.tolist()}
     return {"config": {"target": target, "K": K, "grid": list(grid), "init": params.name, "steps": 0,
@@ -144,9 +136,9 @@ def fit_one(args, K, log):
     """One FS fit of ``--init`` (or from ``--load`` / ``--start_from``); returns its JSON-able record."""
     import json
 
-    from tfspike.fs import tbpi
+    from tfspike.fs import pipeline
     from tfspike.fs.fit import fit_fs
-    from tfspike.fs.targets import CANONICAL_GRID
+    from tfspike.fs.targets import default_grid
 
     timer = Timer()
     log.info(f"FS fit: activation={args.activation} K={K} init={args.init} steps={args.epochs} "
@@ -159,11 +151,11 @@ def fit_one(args, K, log):
                 raise UserError(f"{args.start_from} is not a results JSON: {e}") from None
         if record.get("config", {}).get("K") != K:
             raise UserError(f"{args.start_from} is for K={record.get('config', {}).get('K')}, not K={K}")
-        record = tbpi.polish_record(record, args.polish_steps, args.learning_rate, args.seed, log=log.info,
-                                    search_iters=args.search_iters)
+        record = pipeline.polish_record(record, args.polish_steps, args.learning_rate, args.seed, log=log.info,
+                                        search_iters=args.search_iters)
     elif args.load:
         params = _load_params(args, K)
-        res = fit_fs(args.activation, K, init=params, grid=args.grid or CANONICAL_GRID, steps=args.epochs,
+        res = fit_fs(args.activation, K, init=params, grid=args.grid or default_grid(args.activation), steps=args.epochs,
                      lr=args.learning_rate, seed=args.seed, mode=args.mode, verbose=args.verbose >= 1)
         best = res.params("best")
         record = {"config": dict(res.config, init=params.name), "stages": {},
@@ -173,12 +165,12 @@ def fit_one(args, K, log):
                   "best_params": {"h": best.h.tolist(), "d": best.d.tolist(), "T": best.T.tolist()},
                   "loaded": args.load}
     else:
-        record = tbpi.run(args.activation, K, init=args.init, seed=args.seed, steps=args.epochs,
-                          lr=args.learning_rate, select=args.select, per_parameter=args.per_parameter,
-                          include_dead_h=args.include_dead_h, sigma=args.sigma, grid=args.grid,
-                          baselines=tuple(b for b in args.baselines if b != args.init), mode=args.mode,
-                          polish_steps=args.polish_steps, search_iters=args.search_iters,
-                          verbose=args.verbose >= 1, log=log.info)
+        record = pipeline.run(args.activation, K, init=args.init, seed=args.seed, steps=args.epochs,
+                              lr=args.learning_rate, select=args.select, per_parameter=args.per_parameter,
+                              include_dead_h=args.include_dead_h, sigma=args.sigma, grid=args.grid,
+                              baselines=tuple(b for b in args.baselines if b != args.init), mode=args.mode,
+                              polish_steps=args.polish_steps, search_iters=args.search_iters,
+                              verbose=args.verbose >= 1, log=log.info)
     record["seed"] = args.seed
     record["command"] = args.command
     record["seconds"] = timer()
@@ -187,8 +179,9 @@ def fit_one(args, K, log):
 
 def write_outputs(args, K, record, path, log):
     """The parameter set (``--save``), presets (``--save_preset``) and plots (``--plots``) of one record."""
-    from tfspike.fs import tbpi
-    from tfspike.fs.params import FSParams
+    from tfspike.fs import plots
+    from tfspike.fs.param_set import FSParams
+    from tfspike.fs.targets import grid_mse
 
     fp = record["final_params"]
     target, grid = record["config"]["target"], tuple(record["config"]["grid"])
@@ -197,7 +190,7 @@ def write_outputs(args, K, record, path, log):
                       meta={"target": target, "init": tag, "seed": args.seed, "config": record["config"],
                             "init_mse": record["init_mse"], "final_mse": record["final_mse"],
                             "best_mse": record["best_mse"],
-                            "grid_mse": tbpi.grid_mse(FSParams(fp["h"], fp["d"], fp["T"]), target, grid),
+                            "grid_mse": grid_mse(FSParams(fp["h"], fp["d"], fp["T"]), target, grid),
                             "command": record["command"] if "command" in record else args.command,
                             "versions": record.get("versions")})
     if args.save:
@@ -205,20 +198,27 @@ def write_outputs(args, K, record, path, log):
     if args.save_preset:
         _save_presets(args, K, record, params, log)
     if args.plots:
-        tbpi.plot_fit(params, target, grid, path(f"_{args.init}_fit.png"))
+        plots.plot_fit(params, target, grid, path(f"_{args.init}_fit.png"))
         if record["stages"]:
-            tbpi.plot_losses(record, path(f"_{args.init}_losses.png"))
+            plots.plot_losses(record, path(f"_{args.init}_losses.png"))
         if "trend" in record:
-            tbpi.plot_trends(record, path("_trends.png"))
+            plots.plot_trends(record, path("_trends.png"))
     log.info(f"init_mse {record['init_mse']:.7f}  final_mse {record['final_mse']:.7f}  "
              f"best_mse {record['best_mse']:.7f}  (x100: {100 * record['final_mse']:.4f})")
 
 
-def _save_presets(args, K, record, params, log):
-    from tfspike.fs.params import FSParams
+def preset_dir(args):
+    """Where ``--save_preset`` writes and ``--load NAME`` also looks: ``--preset_dir`` or
+    ``<logging_dir>/presets``."""
+    return args.preset_dir or os.path.join(args.logging_dir, "presets")
 
-    folder = args.preset_dir or os.path.join(args.logging_dir, "presets")
-    log.info(f"preset written: {params.save(os.path.join(folder, f'{args.activation}_k{K}_{args.init}.json'))}")
+
+def _save_presets(args, K, record, params, log):
+    from tfspike.fs.param_set import FSParams
+    from tfspike.fs.params import save_preset
+
+    folder = preset_dir(args)
+    log.info(f"preset written: {save_preset(params, folder)}")
     for stage in ("random", "gaussian", "tbpi"):
         st = record["stages"].get(stage)
         if st is not None and stage != args.init:
@@ -228,7 +228,7 @@ def _save_presets(args, K, record, params, log):
                                    "config": record["config"], "init_mse": st["init_loss"],
                                    "final_mse": st["reported_loss"], "best_mse": st["best_loss"],
                                    "command": record["command"]})
-            log.info(f"preset written: {extra.save(os.path.join(folder, extra.name + '.json'))}")
+            log.info(f"preset written: {save_preset(extra, folder)}")
 
 
 def table_rows(records):

@@ -12,18 +12,19 @@ TensorBoard logs and two PNGs (training curves, spike raster).
 
 import os
 
-from tfspike.cli.common import RunContext, nonneg_float, nonneg_int, positive_float, positive_int, str2bool
+from tfspike.cli.common import RunContext, nonneg_float, nonneg_int, positive_int, str2bool
 from tfspike.errors import UserError
+from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_overrides
+from tfspike.rsnn.tasks import TASKS
 
-MODEL_TYPES = ("BRF", "RF", "ALIF")
-DATA_NAMES = ("SMNIST", "PSMNIST", "ECG", "SHD")
+MODEL_TYPES = neuron_names()
 # None = the task's recipe (tfspike.rsnn presets); the best-validation model is saved by default.
 DEFAULTS = {"save": True}
 
 
 def add_arguments(parser):
     g = parser.add_argument_group("resonate-and-fire RSNN (BRF | RF | ALIF)")
-    g.add_argument("--data_name", default="ECG", choices=DATA_NAMES, help="task")
+    g.add_argument("--data_name", default="ECG", choices=TASKS, help="task")
     g.add_argument("--full_epochs", type=positive_int, default=None,
                    help="E of the linear LR decay lr0*(1-e/E) (default: the recipe's; keep it in short runs)")
     g.add_argument("--val_batch_size", type=positive_int, default=None)
@@ -34,13 +35,7 @@ def add_arguments(parser):
     g.add_argument("--sub_seq_length", type=nonneg_int, default=None, help="outputs dropped at the start")
     g.add_argument("--label_last", type=str2bool, default=None, help="loss on the last step only")
     g.add_argument("--use_bias", type=str2bool, default=None, help="bias in hidden and (ALIF) readout")
-    g.add_argument("--omega_init", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-    g.add_argument("--b_offset_init", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"))
-    g.add_argument("--tau_mem_init", type=float, nargs=2, default=None, metavar=("MEAN", "STD"))
-    g.add_argument("--tau_adp_init", type=float, nargs=2, default=None, metavar=("MEAN", "STD"))
-    g.add_argument("--tau_out_init", type=float, nargs=2, default=None, metavar=("MEAN", "STD"))
-    g.add_argument("--max_omega_dt", type=positive_float, default=None,
-                   help="guard: |omega| is clamped to max_omega_dt/dt (BRF default 0.999)")
+    add_neuron_arguments(g)  # each neuron's own flags, from its descriptor (tfspike.rsnn.neurons)
     g.add_argument("--tbptt", type=nonneg_int, default=None,
                    help="truncated BPTT: an update every N steps within each minibatch, 0 = full BPTT "
                         "(default: 50 for ALIF on (P)S-MNIST as the reference, else 0)")
@@ -80,22 +75,12 @@ def load_task(args):
 
 def _overrides(args):
     o = {k: getattr(args, k) for k in ("hidden_units", "sub_seq_length", "label_last", "use_bias", "learning_rate",
-                                       "batch_size", "val_batch_size", "test_batch_size", "max_omega_dt", "tbptt")}
-    for k in ("omega_init", "b_offset_init", "tau_mem_init", "tau_adp_init", "tau_out_init"):
-        v = getattr(args, k)
-        o[k] = tuple(v) if v is not None else None
+                                       "batch_size", "val_batch_size", "test_batch_size", "tbptt")}
+    o.update(neuron_overrides(args.model_type, args))
     if args.full_epochs is not None:
         o["epochs"] = args.full_epochs
     if args.clipnorm is not None:
         o["clipnorm"] = args.clipnorm or None
-    if args.model_type == "ALIF":
-        for k in ("omega_init", "b_offset_init", "max_omega_dt"):
-            if o[k] is not None:
-                raise UserError(f"--{k} does not apply to --model_type=ALIF")
-    else:
-        for k in ("tau_mem_init", "tau_adp_init"):
-            if o[k] is not None:
-                raise UserError(f"--{k} applies to --model_type=ALIF only")
     return {k: v for k, v in o.items() if v is not None}
 
 

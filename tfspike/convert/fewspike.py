@@ -15,6 +15,7 @@ import numpy as np
 from tfspike.errors import UserError
 from tfspike.fs.layer import FewSpike
 from tfspike.fs.params import fs_relu, get_params
+from tfspike.fs.stats import spike_stats
 
 DEFAULT_MAPPING = {"relu": ("relu", {"K": 10, "alpha": 25.0}),
                    "silu": "stoeckl_swish_k16",
@@ -133,8 +134,6 @@ def activations_to_fewspike(model, mapping=None, voltage_scaling="abs_plus_one",
     report = {"sites": sites, "n_sites": len(sites), "n_fs_neurons": n_total,
               "mapping": {k: lab for k, (_, lab) in resolved.items()}}
     if data is not None:
-        from tfspike.fs.stats import spike_stats
-
         report["spike_stats"] = spike_stats(new_model, data, max_batches=max_batches)
     return new_model, report
 
@@ -165,5 +164,3 @@ def _sequential_to_functional(model):
         x = layer(x)
     return keras.Model(inputs, x, name=model.name + "_functional")
 
-
-convert = activations_to_fewspike  # the name used in the spec (fs.md §4.2)

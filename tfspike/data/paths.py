@@ -40,6 +40,30 @@ def host_reachable(host, timeout=3.0):
         return False
 
 
+def remote_available(what, local, host, hint=None):
+    """``(ok, reason)``: whether ``what`` is here already or can be downloaded now (fails fast offline).
+
+    Args:
+        what: the resource, for the message (e.g. ``"Oxford Flowers 102"``).
+        local: a path (present if it exists) or a callable returning where the local copy is, or
+            ``None`` when there is none.
+        host: ``(name, port)`` of the download server, probed with :func:`host_reachable`.
+        hint: what to do instead, appended to the unreachable-host reason (e.g. an offline flag).
+
+    Returns:
+        ``(True, "<what> found at <where>")``, ``(True, "<what> downloadable from <host>")``, or
+        ``(False, reason)`` naming why not (downloads disabled by ``TFSPIKE_OFFLINE=1``, host unreachable).
+    """
+    where = local() if callable(local) else (local if local and os.path.exists(local) else None)
+    if where:
+        return True, f"{what} found at {where}"
+    if not downloads_allowed():
+        return False, f"{what}: not available locally and downloads are disabled ({ENV_OFFLINE}=1)"
+    if not host_reachable(host):
+        return False, f"{what}: not available locally and {host[0]} is unreachable" + (f"; {hint}" if hint else "")
+    return True, f"{what} downloadable from {host[0]}"
+
+
 def missing_data(name, relpath, data_dir, download_error=None):
     """The one-line error for a dataset that is neither local nor downloadable."""
     d = data_dir_from(data_dir)

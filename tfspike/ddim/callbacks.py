@@ -8,7 +8,7 @@ import time
 import keras
 import numpy as np
 
-from tfspike.utils.io import atomic_path, write_json_atomic
+from tfspike.utils.io import save_figure_atomic, write_json_atomic
 
 # results-JSON list → Keras history key (``{kid}`` is the KID metric name)
 RESULT_KEYS = {
@@ -96,10 +96,7 @@ def save_image_grid(images, path, title=None, cols=6):
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=80)
 
 
 class ImageGridCallback(keras.callbacks.Callback):

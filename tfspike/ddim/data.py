@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from tfspike.data.paths import downloads_allowed, host_reachable
+from tfspike.data.paths import remote_available
 from tfspike.errors import MissingDataError, UserError
 
 OFFLINE_DATASETS = ("FMNIST", "MNIST")
@@ -74,14 +74,12 @@ def flowers_available(data_dir=None):
     except ImportError as e:
         return False, f"tensorflow-datasets is not installed ({e})"
     builder = tfds.builder(FLOWERS_TFDS, data_dir=data_dir)
-    if builder.is_prepared() if hasattr(builder, "is_prepared") else os.path.isdir(builder.data_dir):
-        return True, f"prepared at {builder.data_dir}"
-    if not downloads_allowed():
-        return False, "Oxford Flowers 102 is not prepared locally and downloads are disabled (TFSPIKE_OFFLINE=1)"
-    if not host_reachable(TFDS_HOST):
-        return False, (f"Oxford Flowers 102 is not prepared locally and {TFDS_HOST[0]} is unreachable; "
-                       f"use --data_name=FMNIST or MNIST")
-    return True, "downloadable"
+
+    def prepared_at():
+        done = builder.is_prepared() if hasattr(builder, "is_prepared") else os.path.isdir(builder.data_dir)
+        return builder.data_dir if done else None
+
+    return remote_available("Oxford Flowers 102", prepared_at, TFDS_HOST, hint="use --data_name=FMNIST or MNIST")
 
 
 def preprocess_flowers(image, image_size=64):

@@ -98,10 +98,37 @@ class DiffusionModel(keras.Model):
         return ops.sin(angles), ops.cos(angles)
 
     def denoise(self, noisy_images, noise_rates, signal_rates, training):
+        """``(pred_noises, pred_images)`` of the training network (``training=True``) or the EMA network."""
         network = self.network if training else self.ema_network
-        pred_noises = network([noisy_images, noise_rates ** 2], training=training)
-        pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
+        pred_noises, pred_images, _ = self._predict(network, noisy_images, noise_rates, signal_rates, training)
         return pred_noises, pred_images
+
+    @staticmethod
+    def _predict(network, noisy_images, noise_rates, signal_rates, training):
+        """``(pred_noises, pred_images, extra outputs)`` of ``network``: the U-Net, or a probe whose first
+        output is the predicted noise (:func:`fs_spike_probe`)."""
+        outputs = network([noisy_images, noise_rates ** 2], training=training)
+        if isinstance(outputs, (list, tuple)):
+            pred_noises, extras = outputs[0], list(outputs[1:])
+        else:
+            pred_noises, extras = outputs, []
+        pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
+        return pred_noises, pred_images, extras
+
+    def reverse_step(self, noisy_images, diffusion_times, step_size, network=None):
+        """One deterministic DDIM step (η = 0) from t = ``diffusion_times`` to t − ``step_size``.
+
+        The noise predicted by ``network`` (default the EMA network; a probe from :func:`fs_spike_probe`
+        also works) gives the clean-image estimate, which is remixed with the same noise at the next
+        rates. Returns ``(next_noisy_images, pred_images, extra)``, where ``extra`` lists the network's
+        outputs after the first (empty for the U-Net).
+        """
+        network = self.ema_network if network is None else network
+        noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+        pred_noises, pred_images, extras = self._predict(network, noisy_images, noise_rates, signal_rates,
+                                                         training=False)
+        next_noise_rates, next_signal_rates = self.diffusion_schedule(diffusion_times - step_size)
+        return next_signal_rates * pred_images + next_noise_rates * pred_noises, pred_images, extras
 
     def denormalize(self, images):
         images = self.normalizer.mean + images * ops.sqrt(self.normalizer.variance)
@@ -121,10 +148,8 @@ class DiffusionModel(keras.Model):
         def body(step, state):
             noisy_images, _ = state
             diffusion_times = ops.ones((num_images, 1, 1, 1)) - ops.cast(step, "float32") * step_size
-            noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
-            pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=False)
-            next_noise_rates, next_signal_rates = self.diffusion_schedule(diffusion_times - step_size)
-            return next_signal_rates * pred_images + next_noise_rates * pred_noises, pred_images
+            next_noisy_images, pred_images, _ = self.reverse_step(noisy_images, diffusion_times, step_size)
+            return next_noisy_images, pred_images
 
         _, pred_images = ops.fori_loop(0, diffusion_steps, body, (initial_noise, ops.zeros_like(initial_noise)))
         return pred_images
@@ -237,15 +262,12 @@ def sample_fs_spike_stats(model, num_images, diffusion_steps, seed=0, batch_size
 
     @tf.function(jit_compile=bool(model.jit_compile) if model.compiled else True)
     def sampling_step(noisy_images, diffusion_times):
-        noise_rates, signal_rates = model.diffusion_schedule(diffusion_times)
-        pred_noises, *fs_inputs = probe([noisy_images, noise_rates ** 2], training=False)
+        next_noisy_images, _, fs_inputs = model.reverse_step(noisy_images, diffusion_times, step_size, probe)
         counts = []
         for x, (h, d, T, scaling) in zip(fs_inputs, params):
             _, n = fs_forward(x, h, d, T, voltage_scaling=scaling, return_spike_count=True)
             counts.append(tf.reduce_sum(tf.cast(n, tf.float64)))  # float32 sums lose integers above 2^24
-        pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
-        next_noise_rates, next_signal_rates = model.diffusion_schedule(diffusion_times - step_size)
-        return next_signal_rates * pred_images + next_noise_rates * pred_noises, tf.stack(counts)
+        return next_noisy_images, tf.stack(counts)
 
     totals = np.zeros(len(sites), np.float64)
     gen = np.random.default_rng(seed)

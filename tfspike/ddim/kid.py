@@ -12,7 +12,6 @@
     with Inception KIDs.
 """
 
-import hashlib
 import json
 import os
 
@@ -20,9 +19,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from tfspike.data.paths import downloads_allowed, host_reachable
+from tfspike.data.paths import remote_available
 from tfspike.errors import MissingDataError
-from tfspike.utils.io import save_weights_atomic, write_json_atomic
+from tfspike.utils.io import save_weights_atomic, sha256_file, write_json_atomic
 
 INCEPTION_LABEL = "kid_inception75"
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -91,14 +90,7 @@ def inception_available():
     """(ok, reason): whether InceptionV3 ImageNet weights are cached or downloadable now."""
     cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models",
                          INCEPTION_WEIGHTS_FILE)
-    if os.path.exists(cache):
-        return True, f"cached at {cache}"
-    if not downloads_allowed():
-        return False, "InceptionV3 ImageNet weights are not cached and downloads are disabled (TFSPIKE_OFFLINE=1)"
-    if not host_reachable(INCEPTION_HOST):
-        return False, (f"InceptionV3 ImageNet weights are not cached and {INCEPTION_HOST[0]} is unreachable; "
-                       f"use --kid_extractor=offline")
-    return True, "downloadable"
+    return remote_available("InceptionV3 ImageNet weights", cache, INCEPTION_HOST, hint="use --kid_extractor=offline")
 
 
 @keras.saving.register_keras_serializable(package="tfspike")
@@ -158,14 +150,6 @@ def classifier(image_size, channels=1, num_classes=10, feature_dims=128):
     x = layers.Dense(feature_dims, activation="relu", name="features")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="kid_classifier")
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def offline_encoder(dataset, x_train, y_train, x_test, y_test, cache_dir, epochs=3, batch_size=128, seed=0,

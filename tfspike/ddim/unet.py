@@ -12,17 +12,8 @@ import math
 import keras
 from keras import layers, ops
 
+from tfspike.ddim.choices import ACTIVATIONS, fs_params_name
 from tfspike.errors import UserError
-
-# --fs_params choices → built-in parameter-set names of tfspike.fs
-FS_PARAM_SETS = {
-    "published": "stoeckl_swish_k16",
-    "random": "swish_k16_random",
-    "gaussian": "swish_k16_gaussian",
-    "tbpi": "swish_k16_tbpi",
-    "best": "swish_k16_best",
-}
-ACTIVATIONS = ("swish", "fs_swish")
 
 
 @keras.saving.register_keras_serializable(package="tfspike")
@@ -68,16 +59,6 @@ class SinusoidalEmbedding(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "embedding_dims": self.embedding_dims,
                 "min_frequency": self.min_frequency, "max_frequency": self.max_frequency}
-
-
-def fs_params_name(choice):
-    """Map a ``--fs_params`` choice (published|random|gaussian|tbpi|best) to a tfspike.fs set name.
-
-    Anything else (a built-in set name, a ``.json`` path, a dict or an (h, d, T) tuple) is passed on.
-    """
-    if isinstance(choice, str) and choice in FS_PARAM_SETS:
-        return FS_PARAM_SETS[choice]
-    return choice
 
 
 def activation_factory(activation="swish", fs_params="published", voltage_scaling="abs_plus_one"):
@@ -187,10 +168,3 @@ def neurons_per_image(model, layers_=None):
     for layer in (activation_sites(model) if layers_ is None else layers_):
         total += math.prod(int(s) for s in layer.input.shape[1:])
     return total
-
-
-def count_params(model):
-    """(trainable, non-trainable) parameter counts."""
-    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
-    non_trainable = sum(math.prod(w.shape) for w in model.non_trainable_weights)
-    return int(trainable), int(non_trainable)

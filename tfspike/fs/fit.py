@@ -15,8 +15,11 @@ import tensorflow as tf
 
 from tfspike.errors import UserError
 from tfspike.fs.dynamics import check_voltage_scaling, fs_forward
-from tfspike.fs.params import FSParams, get_params
-from tfspike.fs.targets import CANONICAL_GRID, canonical, make_grid, target_tf
+from tfspike.fs.param_set import FSParams
+from tfspike.fs.params import get_params
+from tfspike.fs.targets import CANONICAL_GRID, canonical, grid_mse, make_grid, target_tf
+from tfspike.fs.trends import published_trend
+from tfspike.surrogates.base import heaviside
 
 
 class TorchAdam:
@@ -124,8 +127,6 @@ def resolve_init(init, K, seed):
         elif init == "stoeckl_uniform":
             p = stoeckl_uniform_init(K, seed)
         elif init == "tbpi":
-            from tfspike.fs.tbpi import published_trend
-
             p = published_trend(K).params(name=f"tbpi_trend_k{K}")
         else:
             p = get_params(init)
@@ -150,16 +151,20 @@ def _loss_fn(x, y, voltage_scaling, reg_lambda):
     return loss
 
 
+def _spike_without_gradient(s):
+    """H(s) with no gradient at all: the regulariser's potentials follow the spikes but do not
+    train through them (only through h, T and x directly)."""
+    return tf.stop_gradient(heaviside(s))
+
+
 def _voltage_reg(x, theta):
-    """Stöckl's v_reg = Σ_k (mean_x max(0, |s_k| - 1))², s scaled; squared after the mean."""
-    v = x
+    """Stöckl's v_reg = Σ_k (mean_x max(0, |s_k| - 1))², s_k = (v_k - T_k)/(|v_k| + 1); squared
+    after the mean. The s_k come from :func:`fs_forward`'s trace with gradient-free spikes."""
+    _, trace = fs_forward(x, theta[0], theta[1], theta[2], "abs_plus_one", surrogate=_spike_without_gradient,
+                          return_trace=True)
     reg = 0.0
-    K = theta.shape[1]
-    for k in range(K):
-        s = (v - theta[2, k]) / (tf.abs(v) + 1.0)
+    for s in trace["s"]:
         reg += tf.square(tf.reduce_mean(tf.nn.relu(tf.abs(s) - 1.0)))
-        z = tf.stop_gradient(tf.cast(s > 0, tf.float32))
-        v = v - theta[0, k] * z
     return reg
 
 
@@ -325,8 +330,6 @@ def optimal_d(params, target="swish", grid=CANONICAL_GRID, ridge=0.0):
     the FS output Σ_k d[k] z_k(x) is linear in d and the best d is a linear least-squares solve
     (float64). Returns (FSParams with the new d, its MSE on the grid).
     """
-    from tfspike.fs.tbpi import grid_mse
-
     x = make_grid(grid)
     y = target_tf(target)(tf.constant(x)).numpy().astype(np.float64)
     Z = _spike_patterns(x, params).astype(np.float64)
@@ -341,15 +344,8 @@ def optimal_d(params, target="swish", grid=CANONICAL_GRID, ridge=0.0):
 
 def _spike_patterns(x, params):
     """The spikes z_k(x) of every grid point: float32 array (N, K) (they depend on h and T only)."""
-    h, _, T = params.as_tuple()
-    v = x.astype(np.float32)
-    zs = []
-    for k in range(params.K):
-        z = ((v - T[k]) > 0).astype(np.float32)
-        zs.append(z)
-        if k < params.K - 1:
-            v = v - h[k] * z
-    return np.stack(zs, 1)
+    _, trace = fs_forward(tf.constant(x, tf.float32), *params.as_tuple(), return_trace=True)
+    return tf.stack(trace["z"], axis=1).numpy()
 
 
 def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps=0, lr=1e-3,
@@ -372,8 +368,6 @@ def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps
     """
     x = make_grid(grid)
     y = target_tf(target)(tf.constant(x))
-    from tfspike.fs.tbpi import grid_mse
-
     if isinstance(start, FitResult):
         p0, start_reported, start_best = start.best_params, start.reported_loss, start.best_loss
     else:

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfspike import surrogates
+from tfspike.errors import UserError
 from tfspike.fs.dynamics import check_voltage_scaling, fs_forward
 from tfspike.fs.params import get_params
 
@@ -13,8 +15,9 @@ class FewSpike(keras.layers.Layer):
     """Few-Spike neuron applied elementwise: K steps of strict-threshold spiking with reset by
     subtraction; the output is Σ_k d[k]·z_k (post ordering, spec fs.md §1.1).
 
-    Gradients use a triangular surrogate on v - T (``voltage_scaling="none"``) or on
-    (v - T)/(|v| + 1) (``"abs_plus_one"``, Stöckl's form and the default here). The layer always
+    Gradients use a surrogate of the spike (default: the triangle max(0, 1 - |s|), spec fs.md §1.4)
+    on s = v - T (``voltage_scaling="none"``) or on s = (v - T)/(|v| + 1) (``"abs_plus_one"``,
+    Stöckl's form and the default here). Neither choice changes the forward pass. The layer always
     computes in float32 (threshold comparisons in float16 change outputs).
 
     Args:
@@ -23,6 +26,9 @@ class FewSpike(keras.layers.Layer):
             a tuple ``(h, d, T)`` or an :class:`~tfspike.fs.params.FSParams`. K is inferred.
         h, d, T: alternatively the three K-vectors as keywords.
         voltage_scaling: ``"abs_plus_one"`` (default) or ``"none"``; changes gradients only.
+        surrogate: the spike's surrogate gradient, anything :func:`tfspike.surrogates.get` takes
+            (``"triangle"``, ``"double_gaussian"``, a config dict, an object); ``None`` (default):
+            ``Triangle(width=1, peak=1)``. Changes gradients only; stored in the config.
         trainable_params: ``False`` (default): h, d, T are constants stored in the config and the
             layer has no weights. ``True``: three float32 weights ``h``, ``d``, ``T`` of shape (K,).
         params_name: provenance label stored in the config (defaults to the set's name).
@@ -36,22 +42,24 @@ class FewSpike(keras.layers.Layer):
     Example:
         >>> y = FewSpike("stoeckl_swish_k16")(tf.constant([-1.0, 0.0, 1.0]))
         >>> n = FewSpike("stoeckl_swish_k16").spike_count(x)   # spikes per element
+        >>> wide = FewSpike("stoeckl_swish_k16", surrogate=surrogates.Triangle(width=2.0, peak=0.5))
     """
 
     def __init__(self, params=None, *, h=None, d=None, T=None, voltage_scaling="abs_plus_one",
-                 trainable_params=False, params_name=None, **kwargs):
+                 trainable_params=False, params_name=None, surrogate=None, **kwargs):
         kwargs.pop("dtype", None)
         super().__init__(dtype="float32", **kwargs)  # float32 under any global policy (§1.6)
         if params is None:
             if h is None or d is None or T is None:
-                raise ValueError("FewSpike needs params=... or all of h=, d=, T=")
+                raise UserError("FewSpike needs params=... or all of h=, d=, T=")
             params = (h, d, T)
         elif h is not None or d is not None or T is not None:
-            raise ValueError("FewSpike: pass either params= or h=, d=, T=, not both")
+            raise UserError("FewSpike: pass either params= or h=, d=, T=, not both")
         p = get_params(params)
         self.h_init, self.d_init, self.T_init = p.h, p.d, p.T
         self.K = p.K
         self.voltage_scaling = check_voltage_scaling(voltage_scaling)
+        self.surrogate = surrogates.get(surrogate, default="triangle")
         self.trainable_params = bool(trainable_params)
         self.params_name = params_name if params_name is not None else p.name
         self.supports_masking = True
@@ -91,7 +99,7 @@ class FewSpike(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         h, d, T = self._hdT()
-        return fs_forward(tf.cast(inputs, tf.float32), h, d, T, self.voltage_scaling)
+        return fs_forward(tf.cast(inputs, tf.float32), h, d, T, self.voltage_scaling, surrogate=self.surrogate)
 
     def spike_count(self, inputs):
         """Spikes per element (Σ_k z_k, float32) for ``inputs``; the layer output is unchanged."""
@@ -99,7 +107,7 @@ class FewSpike(keras.layers.Layer):
             self.build(tf.shape(inputs))
         h, d, T = self._hdT()
         return fs_forward(tf.cast(inputs, tf.float32), h, d, T, self.voltage_scaling,
-                          return_spike_count=True)[1]
+                          return_spike_count=True, surrogate=self.surrogate)[1]
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -120,6 +128,7 @@ class FewSpike(keras.layers.Layer):
             "voltage_scaling": self.voltage_scaling,
             "trainable_params": self.trainable_params,
             "params_name": self.params_name,
+            "surrogate": keras.saving.serialize_keras_object(self.surrogate),
         })
         return config
 
@@ -129,5 +138,5 @@ class FewSpike(keras.layers.Layer):
         K = config.pop("K", None)
         obj = cls(**config)
         if K is not None and K != obj.K:
-            raise ValueError(f"FewSpike config: K={K} but h has {obj.K} entries")
+            raise UserError(f"FewSpike config: K={K} but h has {obj.K} entries")
         return obj

@@ -1,87 +1,35 @@
-"""Few-Spike parameter sets: presets, loaders, savers and the pre/post ordering converters.
+"""Few-Spike parameter sets by name: built-in and user presets, file loaders and FS-ReLU.
 
-Every set inside ``tfspike`` is in the canonical "post" ordering (spec fs.md §1.2). Sets stored in
-Stöckl's "pre" ordering (``find_coeffs.py``) are converted with :func:`pre_to_post`; loaders of
-external files take an explicit ``ordering=`` with no default.
+:func:`get_params` turns anything that names a set into :class:`~tfspike.fs.param_set.FSParams`
+(post ordering). Preset names are looked up, first match wins, in
+
+1. the folders passed as ``preset_dirs=``,
+2. the folders of the environment variable ``TFSPIKE_FS_PRESETS`` (separated by ``os.pathsep``,
+   ``:`` on Linux), e.g. ``TFSPIKE_FS_PRESETS=logs/fs/presets``,
+3. the package's own ``presets/`` folder (read only: the shipped sets).
+
+:func:`save_preset` writes a user preset into a folder of the caller's choice, never into the
+installed package. Loaders of external files take an explicit ``ordering=`` with no default.
+NumPy only (no TensorFlow).
 """
 
 import json
 import os
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from tfspike.errors import UserError
+from tfspike.fs.param_set import ORDERINGS, FSParams, pre_to_post
+from tfspike.fs.trends import published_trend
 
-PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
-ORDERINGS = ("post", "pre")
-# Shipped fitted sets: produced by `python main.py --model_type=FS ... --save_preset=<name>`.
+BUILTIN_PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
+PRESETS_ENV = "TFSPIKE_FS_PRESETS"
+# Shipped fitted sets: made with `python main.py --model_type=FS ... --save_preset=True`, then copied
+# from the run's preset folder into tfspike/fs/presets/ by a maintainer.
 FITTED_PRESETS = ("swish_k16_random", "swish_k16_gaussian", "swish_k16_tbpi", "swish_k16_best")
-
-
-@dataclass
-class FSParams:
-    """One FS parameter triple (float32, post ordering) with provenance."""
-
-    h: np.ndarray
-    d: np.ndarray
-    T: np.ndarray
-    name: str = "custom"
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self.h, self.d, self.T = _check_triple(self.h, self.d, self.T, self.name)
-
-    @property
-    def K(self):
-        return int(self.h.shape[0])
-
-    def as_tuple(self):
-        return self.h, self.d, self.T
-
-    def to_dict(self):
-        return {"name": self.name, "K": self.K, "ordering": "post",
-                "h": [float(v) for v in self.h], "d": [float(v) for v in self.d],
-                "T": [float(v) for v in self.T], **{k: v for k, v in self.meta.items()
-                                                    if k not in ("name", "K", "ordering", "h", "d", "T")}}
-
-    def save(self, path):
-        """Write the set as JSON (atomically); ``get_params(path)`` reads it back exactly."""
-        from tfspike.utils.io import write_json_atomic
-
-        write_json_atomic(path, self.to_dict())
-        return path
-
-
-def _check_triple(h, d, T, name="parameter set"):
-    try:
-        arrays = [np.asarray(a, dtype=np.float64).astype(np.float32).reshape(-1) for a in (h, d, T)]
-    except (TypeError, ValueError) as e:
-        raise UserError(f"FS {name}: h, d and T must be lists of numbers ({e})") from None
-    K = arrays[0].shape[0]
-    if K < 1 or any(a.shape[0] != K for a in arrays):
-        raise UserError(f"FS {name}: h, d and T must have the same length K >= 1, "
-                        f"got {[a.shape[0] for a in arrays]}")
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        raise UserError(f"FS {name}: h, d and T must be finite")
-    return arrays
-
-
-def pre_to_post(h, d, T):
-    """Stöckl "pre" ordering → "post": h_post[k] = h_pre[k+1] (k < K-1), h_post[K-1] = 0."""
-    h, d, T = _check_triple(h, d, T, "pre set")
-    h_post = np.zeros_like(h)
-    h_post[:-1] = h[1:]
-    return h_post, d.copy(), T.copy()
-
-
-def post_to_pre(h, d, T):
-    """"post" ordering → Stöckl "pre": h_pre[0] = 0, h_pre[k] = h_post[k-1] (k >= 1)."""
-    h, d, T = _check_triple(h, d, T, "post set")
-    h_pre = np.zeros_like(h)
-    h_pre[1:] = h[:-1]
-    return h_pre, d.copy(), T.copy()
+# Names computed from a formula rather than read from a file (they cannot be saved as presets).
+_COMPUTED = re.compile(r"relu|relu_k\d+|tbpi_trend_k\d+")
 
 
 def fs_relu(K=10, alpha=25.0):
@@ -95,9 +43,56 @@ def fs_relu(K=10, alpha=25.0):
                     meta={"target": "relu", "kind": "analytic", "alpha": float(alpha)})
 
 
-def builtin_names():
-    names = {os.path.splitext(f)[0] for f in os.listdir(PRESET_DIR) if f.endswith(".json")}
-    return sorted(names | {"relu_k10"} | set(FITTED_PRESETS))
+def preset_search_path(preset_dirs=()):
+    """The preset folders searched by :func:`get_params`, in order: ``preset_dirs`` (a folder or a
+    sequence of folders), then the folders of ``$TFSPIKE_FS_PRESETS``, then the package's ``presets/``."""
+    if isinstance(preset_dirs, (str, os.PathLike)):
+        preset_dirs = (preset_dirs,)
+    env = [p for p in os.environ.get(PRESETS_ENV, "").split(os.pathsep) if p]
+    return [os.fspath(p) for p in preset_dirs] + env + [BUILTIN_PRESET_DIR]
+
+
+def find_preset(name, preset_dirs=()):
+    """Path of ``<folder>/<name>.json`` in the first searched folder that has it, else ``None``."""
+    for folder in preset_search_path(preset_dirs):
+        path = os.path.join(folder, name + ".json")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def preset_names(preset_dirs=()):
+    """Every name :func:`get_params` resolves: the presets found in the searched folders and the
+    computed ``relu_k10`` / ``tbpi_trend_k<K>`` sets (sorted)."""
+    names = set(FITTED_PRESETS) | {"relu_k10"} | {f"tbpi_trend_k{K}" for K in (4, 8, 12, 16)}
+    for folder in preset_search_path(preset_dirs):
+        if os.path.isdir(folder):
+            names |= {f[:-5] for f in os.listdir(folder) if f.endswith(".json")}
+    return sorted(names)
+
+
+def save_preset(params, directory, name=None):
+    """Save ``params`` as the preset ``<directory>/<name>.json`` (atomically; the folder is created).
+
+    ``name`` defaults to ``params.name``. Find it again with ``get_params(name, preset_dirs=(directory,))``
+    or by listing ``directory`` in ``$TFSPIKE_FS_PRESETS``. The package's own ``presets/`` folder is
+    refused: a shipped preset is added by copying the file there, not by a run.
+    Returns the path written.
+    """
+    name = params.name if name is None else str(name)
+    if not name or os.sep in name or (os.altsep and os.altsep in name) or name.startswith("."):
+        raise UserError(f"FS preset name {name!r} must be a plain file name (no folders)")
+    if _COMPUTED.fullmatch(name):
+        raise UserError(f"FS preset name {name!r} is reserved for a computed set; choose another name")
+    directory = os.fspath(directory)
+    if os.path.realpath(directory) == os.path.realpath(BUILTIN_PRESET_DIR):
+        raise UserError(f"save_preset: {directory} is the installed package's preset folder; "
+                        f"save into a folder of your own (e.g. <logging_dir>/presets)")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UserError(f"save_preset: {directory} exists and is not a folder")
+    if params.name != name:
+        params = FSParams(*params.as_tuple(), name=name, meta=dict(params.meta))
+    return params.save(os.path.join(directory, name + ".json"))
 
 
 def load_params(path, key=None, ordering=None):
@@ -116,6 +111,8 @@ def load_params(path, key=None, ordering=None):
         raise UserError(f"FS parameter file not found: {path}") from None
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read FS parameter file {path}: {e}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: not an FS set (a JSON object with h, d and T expected)")
     declared = obj.get("ordering")
     entry = obj
     if "sets" in obj:
@@ -139,13 +136,18 @@ def load_params(path, key=None, ordering=None):
     return FSParams(h, d, T, name=entry.get("name", key or os.path.splitext(os.path.basename(path))[0]), meta=meta)
 
 
-def get_params(obj):
+def get_params(obj, preset_dirs=()):
     """Resolve ``obj`` to :class:`FSParams` (float32, post ordering).
 
-    ``obj`` is an :class:`FSParams`, a built-in name (``stoeckl_swish_k16``, ``stoeckl_sigmoid_k12``,
-    ``relu_k10`` or ``relu_k<K>``, ``tbpi_trend_k<K>`` for K in 4, 8, 12, 16, and the fitted
-    ``swish_k16_random|gaussian|tbpi|best``), a path to a saved ``.json`` set (post ordering), a dict
-    ``{"h": [...], "d": [...], "T": [...]}`` or a tuple ``(h, d, T)``.
+    Args:
+        obj: an :class:`FSParams`; a name (``relu_k<K>`` and ``tbpi_trend_k<K>`` for K in 4, 8, 12, 16
+            are computed; other names are presets: the shipped ``stoeckl_swish_k16``,
+            ``stoeckl_sigmoid_k12``, ``swish_k16_random|gaussian|tbpi|best`` or one saved with
+            :func:`save_preset`); a path to a saved ``.json`` set (post ordering); a dict
+            ``{"h": [...], "d": [...], "T": [...]}``; a tuple ``(h, d, T)``; or an object with
+            ``h``, ``d``, ``T`` attributes (e.g. a ``FitResult``).
+        preset_dirs: folders searched for a preset name before ``$TFSPIKE_FS_PRESETS`` and the
+            package's ``presets/`` (see the module docstring).
     """
     if isinstance(obj, FSParams):
         return obj
@@ -174,17 +176,16 @@ def get_params(obj):
         return fs_relu(10, 25.0)
     m = re.fullmatch(r"tbpi_trend_k(\d+)", s)
     if m:
-        from tfspike.fs.tbpi import published_trend
-
         return published_trend(int(m.group(1))).params()
-    path = os.path.join(PRESET_DIR, s + ".json")
-    if os.path.exists(path):
+    path = find_preset(s, preset_dirs)
+    if path is not None:
         p = load_params(path, ordering="post")
         p.name = s
         return p
     if s in FITTED_PRESETS:
         raise UserError(f"FS preset {s!r} has not been generated yet: run "
                         f"`python main.py --model_type=FS --activation=swish --K=16 --init=... --save_preset=True` "
-                        f"(see the README, section Few-Spike neurons)")
-    raise UserError(f"unknown FS parameter set {s!r}; built-in: {', '.join(builtin_names())}, "
-                    f"or a path to a .json set")
+                        f"and list its preset folder in ${PRESETS_ENV} (see the README, section Few-Spike neurons)")
+    folders = os.pathsep.join(preset_search_path(preset_dirs))
+    raise UserError(f"unknown FS parameter set {s!r}; known: {', '.join(preset_names(preset_dirs))}, "
+                    f"or a path to a .json set (preset folders searched: {folders})")

@@ -1,6 +1,7 @@
 """Counting FS neurons and spikes in Keras models (spec fs.md §4.3–4.4), by instrumentation only:
 no layer output or training behaviour changes."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -47,8 +48,6 @@ def spike_stats(model, data, max_batches=None, batch_size=64):
     Returns ``{"sites": {name: {...}}, "total": {...}}`` with n_neurons, n_samples, spikes,
     spikes_per_neuron, input mean/std pooled over all values and averaged over calls.
     """
-    import keras
-
     sites = [(n, l, i) for n, l, i in fs_sites(model) if "/" not in n]
     if not sites:
         raise UserError("the model has no (top-level) FewSpike layers")

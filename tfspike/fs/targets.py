@@ -1,4 +1,8 @@
-"""Target activations for FS fitting, in TensorFlow (for the fitter) and NumPy (for checks)."""
+"""Target activations and fitting grids for FS fitting, and the grid MSE of an FS set.
+
+Module level is NumPy only, so the CLI can read :data:`TARGETS` and the default grids without
+loading TensorFlow; the TensorFlow targets and :func:`grid_mse` import it when called.
+"""
 
 import numpy as np
 
@@ -6,11 +10,13 @@ from tfspike.errors import UserError
 
 TARGETS = ("swish", "silu", "sigmoid", "gelu", "tanh", "softplus", "mish", "relu")
 ALIASES = {"silu": "swish"}
-DEFAULT_GRIDS = {"sigmoid": (-10.0, 10.0, 100000), "tanh": (-10.0, 10.0, 100000)}
+# The fitting grid (lo, hi, n) of np.linspace: the TBPI grid, and the symmetric one of the bounded targets.
 CANONICAL_GRID = (-8.0, 12.0, 100000)
+DEFAULT_GRIDS = {"sigmoid": (-10.0, 10.0, 100000), "tanh": (-10.0, 10.0, 100000)}
 
 
 def canonical(name):
+    """The canonical target name (``"silu"`` → ``"swish"``); a callable is returned as is."""
     if callable(name):
         return name
     key = str(name).lower()
@@ -18,6 +24,11 @@ def canonical(name):
     if key not in TARGETS:
         raise UserError(f"unknown target activation {name!r} (choose from {', '.join(TARGETS)})")
     return key
+
+
+def default_grid(target):
+    """The fitting grid of ``target``: :data:`DEFAULT_GRIDS` entry or :data:`CANONICAL_GRID`."""
+    return DEFAULT_GRIDS.get(canonical(target), CANONICAL_GRID) if not callable(target) else CANONICAL_GRID
 
 
 def make_grid(grid=CANONICAL_GRID):
@@ -48,3 +59,16 @@ def target_numpy(name, x):
     import tensorflow as tf
 
     return target_tf(name)(tf.constant(np.asarray(x, np.float32))).numpy().astype(np.float64)
+
+
+def grid_mse(params, target="swish", grid=CANONICAL_GRID):
+    """MSE of an FS set (anything with ``h``, ``d``, ``T``) against ``target`` on ``linspace(*grid)``
+    (float32 forward, float64 mean)."""
+    import tensorflow as tf
+
+    from tfspike.fs.dynamics import fs_forward  # loads TensorFlow
+
+    x = make_grid(grid)
+    y = target_numpy(target, x)
+    out = fs_forward(tf.constant(x), params.h, params.d, params.T).numpy()
+    return float(np.mean((out.astype(np.float64) - y) ** 2))

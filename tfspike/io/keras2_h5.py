@@ -13,7 +13,6 @@ weighted layers by name when every name matches, otherwise in order (as Keras' t
 checks every shape *before* assigning anything, and casts to the variables' dtype.
 """
 
-import hashlib
 import logging
 import os
 import warnings
@@ -21,6 +20,7 @@ import warnings
 import numpy as np
 
 from tfspike.errors import UserError, WeightMismatchError
+from tfspike.utils.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,7 @@ def read_keras2_h5(path):
 
 def file_identity(path):
     """(size in bytes, sha256 hex) of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return os.path.getsize(path), h.hexdigest()
+    return os.path.getsize(path), sha256_file(path)
 
 
 def _check_identity(path):

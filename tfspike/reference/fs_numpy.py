@@ -7,6 +7,8 @@ MSE loss gradient, and the PyTorch-form Adam update. Tests compare the TensorFlo
 
 import numpy as np
 
+from tfspike.errors import UserError
+
 F32 = np.float32
 
 
@@ -82,11 +84,39 @@ def backward_post(x, h, d, T, grad_out, voltage_scaling="none", dtype=np.float64
             ds_dv = 1.0 / a - diff * np.sign(v) / (a * a)
             ds_dT = -1.0 / a
         else:
-            raise ValueError(voltage_scaling)
+            raise UserError(f"voltage_scaling must be 'none' or 'abs_plus_one', got {voltage_scaling!r}")
         gs = gz * np.maximum(0.0, 1.0 - np.abs(s))
         gT[k] = np.sum(gs * ds_dT)
         gv = gv + gs * ds_dv
     return gv, gh, gd, gT
+
+
+def voltage_reg_and_grads(x, h, d, T):
+    """Stöckl's voltage regulariser (spec §1.4) and its gradients w.r.t. (h, T), in float64.
+
+    v_reg = Σ_k m_k², m_k = mean_x max(0, |s_k| - 1), s_k = (v_k - T_k)/(|v_k| + 1) (the scaled
+    form, squared after the mean), v_k the potentials of :func:`forward_post`. The spikes carry no
+    gradient here (the potentials follow them; only h, T and x enter the chain), so
+    dv_k/dh_j = -z_j for j < k. d does not enter v_reg (its gradient is 0). Returns (reg, gh, gT).
+    """
+    _, _, vs, zs = forward_post(x, h, d, T, return_trace=True)
+    K = len(vs)
+    T64 = np.asarray(T, F32).astype(np.float64)
+    reg = 0.0
+    gh, gT = np.zeros(K), np.zeros(K)
+    for k in range(K):
+        v = vs[k].astype(np.float64)
+        a = np.abs(v) + 1.0
+        s = (v - T64[k]) / a
+        excess = np.maximum(np.abs(s) - 1.0, 0.0)
+        m = np.mean(excess)
+        reg += m * m
+        gs = 2.0 * m * np.sign(s) * (excess > 0) / s.size  # d reg / d s_k, per element
+        gT[k] = np.sum(gs * (-1.0 / a))
+        gv = gs * (1.0 / a - (v - T64[k]) * np.sign(v) / (a * a))  # d reg / d v_k through s_k
+        for j in range(k):
+            gh[j] -= np.sum(gv * zs[j])
+    return reg, gh, gT
 
 
 def mse_and_grads(x, y, h, d, T, voltage_scaling="none"):

@@ -16,6 +16,8 @@ IBM/equivalent-training-ReLUnetwork-SNN v1.0.0), for the bias-map test A5.
 
 import numpy as np
 
+from tfspike.errors import UserError
+
 REGIONS = ("interior", "top-left", "top", "top-right", "right", "bottom-right", "bottom", "bottom-left", "left")
 
 
@@ -50,9 +52,9 @@ def _windows(t, kernel_size, strides):
 def _check_plain(layer):
     for attr in ("noise", "time_bits", "weight_bits"):
         if getattr(layer, attr, 0):
-            raise ValueError(f"reference evaluator: layer {layer.name!r} uses {attr}; only the plain model is modelled")
+            raise UserError(f"reference evaluator: layer {layer.name!r} uses {attr}; only the plain model is modelled")
     if getattr(layer, "clamp_to_window", False):
-        raise ValueError(f"reference evaluator: layer {layer.name!r} uses clamp_to_window")
+        raise UserError(f"reference evaluator: layer {layer.name!r} uses clamp_to_window")
 
 
 def reference_forward(model, x, batch_size=32, return_times=False):
@@ -115,7 +117,7 @@ def reference_forward(model, x, batch_size=32, return_times=False):
             elif layer.__class__.__name__ == "Flatten":
                 t = t.reshape(len(t), -1)
             else:
-                raise ValueError(f"reference evaluator: unsupported layer {layer.name!r} ({type(layer).__name__})")
+                raise UserError(f"reference evaluator: unsupported layer {layer.name!r} ({type(layer).__name__})")
         logits.append(t)
         if return_times:
             times = batch_times if times is None else [(n, np.concatenate([a, b]))
@@ -156,7 +158,7 @@ def reference_region_biases(kernel, bias, shift):
 def region_slices(h, w):
     """(row slice, column slice) of each of the 9 regions of an h×w map, as the reference concatenates them."""
     if h < 2 or w < 2:
-        raise ValueError("the 9-region split needs H, W >= 2 (spec §11.6)")
+        raise UserError("the 9-region split needs H, W >= 2 (spec §11.6)")
     top, mid, bot = slice(0, 1), slice(1, h - 1), slice(h - 1, h)
     left, centre, right = slice(0, 1), slice(1, w - 1), slice(w - 1, w)
     return [(mid, centre), (top, left), (top, centre), (top, right), (mid, right), (bot, right), (bot, centre),

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tfspike.rsnn.base import SpikingCellBase, SpikingSequenceBase, _pair
+from tfspike.rsnn.base import SpikingCellBase, SpikingSequenceBase, float_pair
 from tfspike.surrogates.double_gaussian import DoubleGaussian
 
 
@@ -79,8 +79,8 @@ class ALIFCell(SpikingCellBase):
                  **kwargs):
         super().__init__(units, **kwargs)
         self.theta0, self.beta = float(theta0), float(beta)
-        self.tau_mem_init = _pair(tau_mem_init, "tau_mem_init")
-        self.tau_adp_init = _pair(tau_adp_init, "tau_adp_init")
+        self.tau_mem_init = float_pair(tau_mem_init, f"{type(self).__name__} tau_mem_init")
+        self.tau_adp_init = float_pair(tau_adp_init, f"{type(self).__name__} tau_adp_init")
         self.params = ALIFParameters(self.theta0, self.beta)
 
     def _bias_initializer(self, n_in):

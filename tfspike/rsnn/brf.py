@@ -20,7 +20,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tfspike.rsnn.base import SpikingCellBase, SpikingSequenceBase, _pair
+from tfspike.errors import UserError
+from tfspike.rsnn.base import SpikingCellBase, SpikingSequenceBase, float_pair
 from tfspike.surrogates.double_gaussian import DoubleGaussian
 
 
@@ -117,16 +118,16 @@ class _ResonatorCellBase(SpikingCellBase):
         super().__init__(units, **kwargs)
         self.dt, self.theta = float(dt), float(theta)
         if self.dt <= 0:
-            raise ValueError(f"dt must be > 0, got {dt}")
+            raise UserError(f"{type(self).__name__}: dt must be > 0, got {dt}")
         self.max_omega_dt = self.default_max_omega_dt if max_omega_dt == "default" else (
             None if max_omega_dt is None else float(max_omega_dt))
         if self.max_omega_dt is not None and not 0 < self.max_omega_dt < 1:
-            raise ValueError(f"max_omega_dt must be in (0, 1), got {max_omega_dt}")
-        self.omega_init = _pair(omega_init, "omega_init")
-        self.b_offset_init = _pair(b_offset_init, "b_offset_init")
+            raise UserError(f"{type(self).__name__}: max_omega_dt must be in (0, 1), got {max_omega_dt}")
+        self.omega_init = float_pair(omega_init, f"{type(self).__name__} omega_init")
+        self.b_offset_init = float_pair(b_offset_init, f"{type(self).__name__} b_offset_init")
         limit = None if self.max_omega_dt is None else self.max_omega_dt / self.dt
         if limit is not None and max(abs(a) for a in self.omega_init) > limit:
-            raise ValueError(f"omega_init {self.omega_init} exceeds max_omega_dt/dt = {limit:g}: "
+            raise UserError(f"{type(self).__name__}: omega_init {self.omega_init} exceeds max_omega_dt/dt = {limit:g}: "
                              f"the divergence boundary p(omega) needs dt*|omega| < 1 (dt={self.dt:g})")
 
     def _build_neuron_weights(self):

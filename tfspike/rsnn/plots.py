@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tfspike.utils.io import atomic_path  # noqa: E402
+from tfspike.utils.io import save_figure_atomic  # noqa: E402
 
 
 def plot_spike_raster(spikes, path, title="hidden spikes", labels=None, logits=None):
@@ -31,10 +31,7 @@ def plot_spike_raster(spikes, path, title="hidden spikes", labels=None, logits=N
         ax2.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("time step")
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=100)
 
 
 def plot_training_curves(history, path, title="training"):
@@ -55,7 +52,4 @@ def plot_training_curves(history, path, title="training"):
         axes[0].set_xlim(min(epochs), max(max(epochs), 1))
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=100)

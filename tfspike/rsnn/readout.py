@@ -11,7 +11,9 @@ import math
 import keras
 import tensorflow as tf
 
-from tfspike.rsnn.base import _pair, cell_arguments, leaky_integrator_sequence, run_time_loop
+from tfspike.errors import UserError
+from tfspike.rsnn.base import cell_arguments, float_pair
+from tfspike.rsnn.engines import leaky_integrator_sequence, run_time_loop
 
 
 def li_update(current, o, alpha):
@@ -38,8 +40,10 @@ class LICell(keras.layers.Layer):
     def __init__(self, units, tau_mem_init=(20.0, 5.0), use_bias=False, kernel_bound=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        if int(units) < 1:
+            raise UserError(f"LICell: units must be >= 1, got {units}")
         self.units = int(units)
-        self.tau_mem_init = _pair(tau_mem_init, "tau_mem_init")
+        self.tau_mem_init = float_pair(tau_mem_init, "LICell tau_mem_init")
         self.use_bias = bool(use_bias)
         self.kernel_bound = None if kernel_bound is None else float(kernel_bound)
         self.state_size = [self.units]

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfspike.data import pipeline
+from tfspike.errors import UserError
 from tfspike.rsnn.metrics import derived_stats
 from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
 from tfspike.utils.io import save_model_atomic, save_weights_atomic, write_json_atomic
@@ -125,7 +126,7 @@ def fit_recipe(model, train, val, test, *, learning_rate, total_epochs, epochs, 
     """
     log = logger.info if logger is not None else print
     if not 0 <= epochs <= total_epochs:
-        raise ValueError(f"epochs must be in [0, {total_epochs}] (the schedule's E), got {epochs}")
+        raise UserError(f"epochs must be in [0, {total_epochs}] (the schedule's E), got {epochs}")
     os.makedirs(logging_dir, exist_ok=True)
     if not model.built:
         model.build((None,) + tuple(train[0].shape[1:]))

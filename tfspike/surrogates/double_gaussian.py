@@ -10,7 +10,8 @@ With the defaults ``g(x) = 0.45878362 exp(-2 x^2) - 0.01994711 exp(-x^2 / 18)``,
 Two equivalent forms are offered: ``form="custom_gradient"`` (``tf.custom_gradient`` on a stateless
 function of the tensor only) and ``form="fgi"`` (forward gradient injection, Otte 2024:
 ``y = g*x - stop_gradient(g*x) + stop_gradient(H(x))`` with ``g = stop_gradient(surrogate(x))``).
-Both give the same value and the same first derivative.
+Both give the same value and the same first derivative. Registered as ``"double_gaussian"`` for
+:func:`tfspike.surrogates.get`.
 
 Example:
     >>> spike = DoubleGaussian()
@@ -22,17 +23,17 @@ import math
 import keras
 import tensorflow as tf
 
+from tfspike.errors import UserError
+from tfspike.surrogates.base import Surrogate, heaviside
+from tfspike.surrogates.registry import register
+
 FORMS = ("custom_gradient", "fgi")
 
 
-def heaviside(x):
-    """Strict Heaviside step in the dtype of ``x``: 1 where ``x > 0``, else 0."""
-    return tf.cast(x > 0, x.dtype)
-
-
+@register("double_gaussian")
 @keras.saving.register_keras_serializable(package="tfspike")
-class DoubleGaussian:
-    """Heaviside forward, double-Gaussian surrogate backward.
+class DoubleGaussian(Surrogate):
+    """Heaviside forward, double-Gaussian surrogate backward (registered as ``"double_gaussian"``).
 
     Args:
         h: weight of the negative side lobes (0.15).
@@ -44,9 +45,9 @@ class DoubleGaussian:
 
     def __init__(self, h=0.15, sigma=0.5, scale=6.0, gamma=0.5, form="custom_gradient"):
         if form not in FORMS:
-            raise ValueError(f"DoubleGaussian form must be one of {FORMS}, got {form!r}")
+            raise UserError(f"DoubleGaussian form must be one of {FORMS}, got {form!r}")
         if sigma <= 0 or scale <= 0:
-            raise ValueError(f"DoubleGaussian needs sigma > 0 and scale > 0, got sigma={sigma}, scale={scale}")
+            raise UserError(f"DoubleGaussian needs sigma > 0 and scale > 0, got sigma={sigma}, scale={scale}")
         self.h, self.sigma, self.scale, self.gamma, self.form = float(h), float(sigma), float(scale), float(gamma), form
         # g(x) = c1 exp(-x^2 / (2 s1^2)) - c2 exp(-x^2 / (2 s2^2)), constants folded once.
         s1, s2 = self.sigma, self.sigma * self.scale
@@ -55,54 +56,19 @@ class DoubleGaussian:
         self._c2 = self.gamma * 2.0 * self.h * norm / s2
         self._k1 = -1.0 / (2.0 * s1 * s1)
         self._k2 = -1.0 / (2.0 * s2 * s2)
-        self._spike_cg = self._make_custom_gradient()
 
     def gradient(self, x):
         """The surrogate derivative g(x)."""
         x2 = tf.square(x)
         return self._c1 * tf.exp(self._k1 * x2) - self._c2 * tf.exp(self._k2 * x2)
 
-    def _make_custom_gradient(self):
-        surrogate = self.gradient
-
-        @tf.custom_gradient
-        def spike(x):
-            def grad(dy):
-                return dy * surrogate(x)
-
-            return heaviside(x), grad
-
-        return spike
-
     def __call__(self, x):
+        if self.form == "custom_gradient":
+            return super().__call__(x)
         x = tf.convert_to_tensor(x)
-        if self.form == "fgi":
-            g = tf.stop_gradient(self.gradient(x))
-            gx = g * x
-            return gx - tf.stop_gradient(gx) + tf.stop_gradient(heaviside(x))
-        return self._spike_cg(x)
+        g = tf.stop_gradient(self.gradient(x))
+        gx = g * x
+        return gx - tf.stop_gradient(gx) + tf.stop_gradient(heaviside(x))
 
     def get_config(self):
         return {"h": self.h, "sigma": self.sigma, "scale": self.scale, "gamma": self.gamma, "form": self.form}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        return ("DoubleGaussian(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")")
-
-
-def get_surrogate(surrogate):
-    """``None`` → default :class:`DoubleGaussian`; a config dict → the deserialised object; else as is."""
-    if surrogate is None:
-        return DoubleGaussian()
-    if isinstance(surrogate, dict):
-        return keras.saving.deserialize_keras_object(surrogate)
-    if isinstance(surrogate, str):
-        if surrogate in FORMS:
-            return DoubleGaussian(form=surrogate)
-        raise ValueError(f"unknown surrogate {surrogate!r}; use a DoubleGaussian object or one of {FORMS}")
-    if not callable(surrogate):
-        raise ValueError(f"surrogate must be callable, got {surrogate!r}")
-    return surrogate

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfspike.errors import UserError
 from tfspike.ttfs.quantize import quantize_times, quantize_weights
 
 NOISE_MODES = ("reference", "spikes")
@@ -55,14 +56,14 @@ class TTFSSpikingLayer(keras.layers.Layer):
                  time_bits=0, weight_bits=0, w_min=-1.0, w_max=1.0, clamp_to_window=False, **kwargs):
         super().__init__(**kwargs)
         if noise_mode not in NOISE_MODES:
-            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+            raise UserError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
+            raise UserError(f"noise must be >= 0, got {noise}")
         for name, bits in (("time_bits", time_bits), ("weight_bits", weight_bits)):
             if bits and not 2 <= int(bits) <= 16:
-                raise ValueError(f"{name} must be 0 or in [2, 16], got {bits}")
+                raise UserError(f"{name} must be 0 or in [2, 16], got {bits}")
         if weight_bits and not w_min < w_max:
-            raise ValueError(f"w_min must be < w_max, got {w_min} >= {w_max}")
+            raise UserError(f"w_min must be < w_max, got {w_min} >= {w_max}")
         self.readout = bool(output)  # Keras reserves `layer.output`
         self.x_n, self.zeta = float(x_n), float(zeta)
         self.noise, self.noise_mode = float(noise), noise_mode

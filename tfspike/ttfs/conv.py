@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfspike.errors import UserError
 from tfspike.ttfs.base import TTFSSpikingLayer, pair, spatial_size
 
 
@@ -46,7 +47,7 @@ class TTFSConv2D(TTFSSpikingLayer):
         self.strides = pair(strides)
         self.padding = padding.lower()
         if self.padding not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
+            raise UserError(f"padding must be 'same' or 'valid', got {padding!r}")
         self.bias_map, self.bias_map_trainable = bool(bias_map), bool(bias_map_trainable)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)

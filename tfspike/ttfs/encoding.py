@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfspike.errors import UserError
 from tfspike.ttfs.quantize import quantize_times
 
 INPUT_KINDS = ("time", "value")
@@ -32,9 +33,9 @@ class TTFSInput(keras.layers.Layer):
     def __init__(self, input_is="time", p=0.0, q=1.0, time_bits=0, **kwargs):
         super().__init__(**kwargs)
         if input_is not in INPUT_KINDS:
-            raise ValueError(f"input_is must be one of {INPUT_KINDS}, got {input_is!r}")
+            raise UserError(f"input_is must be one of {INPUT_KINDS}, got {input_is!r}")
         if not q > p:
-            raise ValueError(f"input range needs q > p, got p={p}, q={q}")
+            raise UserError(f"input range needs q > p, got p={p}, q={q}")
         self.input_is, self.p, self.q, self.time_bits = input_is, float(p), float(q), int(time_bits)
 
     def call(self, x):

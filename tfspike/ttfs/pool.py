@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from tfspike.errors import UserError
 from tfspike.ttfs.base import pair, spatial_size
 
 
@@ -31,6 +32,8 @@ class TTFSMaxPool2D(keras.layers.Layer):
         self.pool_size = pair(pool_size)
         self.strides = pair(strides) if strides is not None else self.pool_size
         self.padding = padding.lower()
+        if self.padding not in ("same", "valid"):
+            raise UserError(f"TTFSMaxPool2D {self.name!r}: padding must be 'same' or 'valid', got {padding!r}")
 
     def build(self, input_shape):
         self.sign = self.add_weight(name="sign", shape=(int(input_shape[-1]),), trainable=False,

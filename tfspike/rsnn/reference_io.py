@@ -1,0 +1,63 @@
+"""Reference (PyTorch) RSNN checkpoints stored as ``.npz`` → a built :class:`~tfspike.rsnn.model.RSNN`.
+
+Layout (``shared/golden/brf/README.md``): every tensor of the torch ``model_state_dict`` unchanged,
+float32, torch layout, the state-dict name with "." replaced by "/". The synapses are common to all
+neurons; the neuron's own keys come from its descriptor (``NeuronSpec.reference_keys``).
+
+Example:
+    >>> model = build_rsnn("BRF", "ECG")
+    >>> import_reference_npz(model, "shared/golden/brf/ecg_brf.npz")
+    {'epoch': 360}
+"""
+
+import os
+
+import numpy as np
+
+from tfspike.errors import UserError, WeightMismatchError
+from tfspike.rsnn.neurons import neuron_spec
+
+
+def _assign(variable, value, key, path):
+    value = np.asarray(value, dtype=np.float32)
+    if tuple(variable.shape) != value.shape:
+        raise WeightMismatchError(f"{path}: {key} has shape {value.shape}, the model's {variable.path} "
+                                  f"needs {tuple(variable.shape)}")
+    variable.assign(value)
+
+
+def import_reference_npz(model, path):
+    """Load a reference checkpoint ``path`` (``.npz``) into the built RSNN ``model``.
+
+    Keys: ``hidden/linear/weight`` (H, I+H) → kernel = W.T; ``out/linear/weight`` (O, H) → readout
+    kernel = W_out.T; the neuron's ``reference_keys`` (BRF/RF ``hidden/omega``, ``hidden/b_offset``;
+    ALIF ``hidden/tau_mem``, ``hidden/tau_adp``) and ``out/tau_mem`` copied raw; optional
+    ``hidden/linear/bias`` and ``out/linear/bias``; ``hidden/linear/mask`` and ``epoch`` ignored.
+    Returns ``{"epoch": ...}`` when the file records it.
+    """
+    if not os.path.exists(path):
+        raise UserError(f"reference checkpoint not found: {path}")
+    try:
+        data = dict(np.load(path, allow_pickle=False))
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear line
+        raise UserError(f"cannot read reference checkpoint {path}: {e}") from e
+    spec = neuron_spec(model.neuron)
+    cell, readout = model.hidden.cell, model.readout.cell
+    required = ["hidden/linear/weight", "out/linear/weight", "out/tau_mem"] + list(spec.reference_keys)
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise WeightMismatchError(f"{path} is not a {model.neuron} reference checkpoint: missing {', '.join(missing)} "
+                                  f"(has {', '.join(sorted(data))})")
+    _assign(cell.kernel, data["hidden/linear/weight"].T, "hidden/linear/weight (transposed)", path)
+    for key, weight in spec.reference_keys.items():
+        _assign(getattr(cell, weight), data[key], key, path)
+    _assign(readout.kernel, data["out/linear/weight"].T, "out/linear/weight (transposed)", path)
+    _assign(readout.tau_mem, data["out/tau_mem"], "out/tau_mem", path)
+    for key, layer in (("hidden/linear/bias", cell), ("out/linear/bias", readout)):
+        if key in data:
+            if layer.bias is None:
+                raise WeightMismatchError(f"{path} has {key} but the model was built without a bias (use_bias=False)")
+            _assign(layer.bias, data[key], key, path)
+        elif layer.bias is not None:
+            raise WeightMismatchError(f"{path} has no {key} but the model was built with use_bias=True")
+    return {k: int(data[k]) for k in ("epoch",) if k in data}
