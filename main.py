@@ -9,12 +9,9 @@
 ``python main.py --model_type=<TYPE> --help`` lists the flags of a family (the common flags first).
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from tfspike.cli import main  # noqa: E402
+from tfspike.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

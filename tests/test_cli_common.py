@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from records import results
 from tfspike.cli import build_parser, families, main, parse_args
 from tfspike.cli.common import COMMON_FLAGS, RunContext
 
@@ -35,7 +36,7 @@ def test_families_come_from_the_modules_model_types():
 def test_every_family_lists_the_same_common_flags_with_one_meaning():
     expected = {kw.get("dest", flags[0].lstrip("-")): (flags, kw["help"]) for flags, kw in COMMON_FLAGS}
     assert {"learning_rate", "epochs", "batch_size", "seed", "data_dir", "logging_dir", "verbose", "jit_compile",
-            "plots", "load", "save"} == set(expected)
+            "plots", "load", "save", "resume"} == set(expected)
     reference = None
     for model_type in FAMILY_TYPES:
         actions = _common_actions(model_type)
@@ -115,7 +116,8 @@ def test_run_context_writes_one_record(tmp_path):
     context.log.info("hello")
     context.results["answer"] = 42
     assert context.finish() == 0
-    with open(tmp_path / "run" / "FS-swish-K4_results.json") as f:
+    run_dir = tmp_path / "run" / "runs" / "FS-swish-K4" / "001"
+    with open(run_dir / "FS-swish-K4_results.json") as f:
         record = json.load(f)
     assert record["answer"] == 42 and record["model_type"] == "FS" and record["seed"] == 3
     assert record["command"] == f"python main.py --model_type=FS --seed=3 --logging_dir {tmp_path / 'run'}"
@@ -124,8 +126,9 @@ def test_run_context_writes_one_record(tmp_path):
 
     assert record["versions"]["tensorflow"] == tf.__version__ and record["versions"]["keras"] == keras.__version__
     assert record["total_seconds"] >= 0
-    assert (tmp_path / "run" / "FS-swish-K4_log.txt").read_text().splitlines()[0] == "hello"
-    assert not [p for p in os.listdir(tmp_path / "run") if p.startswith(".")]  # no temporary files left
+    assert (run_dir / "FS-swish-K4_log.txt").read_text().splitlines()[0] == "hello"
+    assert record["record"] == str(run_dir)
+    assert not [p for p in os.listdir(run_dir) if p.startswith(".")]  # no temporary files left
 
 
 @pytest.mark.parametrize("model_type", ["SNN", "FS", "BRF", "DDIM"])
@@ -144,8 +147,7 @@ def test_fs_epochs_0_evaluates_the_published_trend_exactly(tmp_path):
 
     assert main(["--model_type=FS", "--K=4", "--init=published", "--epochs=0", "--plots=False",
                  "--logging_dir", str(tmp_path)]) == 0
-    with open(tmp_path / "FS-swish-K4_results.json") as f:
-        record = json.load(f)
+    record = results(tmp_path, "FS-swish-K4")
     fp = record["final_params"]
     x = np.linspace(-8.0, 12.0, 100000).astype(np.float32)
     out, _ = forward_post(x, fp["h"], fp["d"], fp["T"])
@@ -159,3 +161,66 @@ def test_fs_rejects_flags_that_do_not_apply(tmp_path, capsys):
     rc = main(["--model_type=FS", "--batch_size=32", "--logging_dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--batch_size" in err[0] and "full-batch" in err[0]
+
+
+def _fs_eval(logs, *extra):
+    return main(["--model_type=FS", "--K=4", "--init=published", "--epochs=0", "--plots=False",
+                 "--logging_dir", str(logs), *extra])
+
+
+def test_run_records_never_overwrite_each_other(tmp_path):
+    """Each run has its own numbered record folder with the model type in its name; a rerun of the same
+    command keeps the earlier record, ``latest`` points to the newest, an interrupted run (its record
+    not finished) is continued by the same command, and --resume=False starts a new record."""
+    from tfspike.cli.common import latest_run_dir, run_dirs
+
+    logs = tmp_path / "logs"
+    assert _fs_eval(logs) == 0 and _fs_eval(logs, "--seed=1") == 0 and _fs_eval(logs) == 0
+    dirs = run_dirs(str(logs), "FS-swish-K4")
+    assert [os.path.basename(d) for d in dirs] == ["001", "002", "003"]
+    seeds = [json.load(open(os.path.join(d, "FS-swish-K4_results.json")))["seed"] for d in dirs]
+    assert seeds == [0, 1, 0]
+    assert os.path.realpath(logs / "runs" / "FS-swish-K4" / "latest") == os.path.realpath(dirs[-1])
+    # an interrupted run: its state says running; the same command continues it (log appended)
+    state_path = os.path.join(dirs[-1], "run.json")
+    state = json.load(open(state_path))
+    assert state["status"] == "finished"
+    state["status"] = "running"
+    json.dump(state, open(state_path, "w"))
+    assert _fs_eval(logs) == 0
+    assert latest_run_dir(str(logs), "FS-swish-K4") == dirs[-1]
+    log = open(os.path.join(dirs[-1], "FS-swish-K4_log.txt")).read()
+    assert log.count("### Total elapsed time") == 2 and "continuing the interrupted run record" in log
+    json.dump(state, open(state_path, "w"))
+    assert _fs_eval(logs, "--resume=False") == 0  # start over: a new record
+    assert len(run_dirs(str(logs), "FS-swish-K4")) == 4
+    # another command (here another seed) never continues a record it did not start
+    json.dump(state, open(state_path, "w"))
+    assert _fs_eval(logs, "--seed=2") == 0 and len(run_dirs(str(logs), "FS-swish-K4")) == 5
+
+
+def test_record_names_carry_the_model_type():
+    from tfspike.cli.common import record_name
+
+    assert record_name("MNIST-FC2_example", "SNN") == "MNIST-FC2_example-SNN"
+    assert record_name("MNIST-FC2_example", "ReLU") == "MNIST-FC2_example-ReLU"
+    assert record_name("ECG-BRF", "BRF") == "ECG-BRF"
+    assert record_name("FS-swish-K8", "FS") == "FS-swish-K8"
+    assert record_name("DDIM-fs_swish-tbpi-FMNIST", "DDIM") == "DDIM-fs_swish-tbpi-FMNIST"
+
+
+def test_tensorflow_start_up_notices_are_kept_out_of_the_default_output(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    argv = [sys.executable, os.path.join(ROOT, "main.py"), "--model_type=FS", "--K=4", "--init=published",
+            "--epochs=0", "--plots=False", "--logging_dir", str(tmp_path)]
+    quiet = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr[-2000:]
+    assert "results:" in quiet.stdout
+    # what TensorFlow prints on this machine when imported plainly must show again with --verbose 2
+    plain = subprocess.run([sys.executable, "-c", "import tensorflow as tf; tf.config.list_physical_devices()"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    loud = subprocess.run(argv + ["--verbose=2"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert loud.returncode == 0
+    first = [line for line in plain.stderr.splitlines() if line.strip()][:1]
+    if first:
+        assert first[0].split("]")[-1] in loud.stderr

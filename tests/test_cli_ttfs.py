@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from datafiles import write_mnist_npz
+from records import record_file, results
+from tfspike.cli.common import run_dirs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,9 +84,15 @@ def _main(*args):
     return main.main(list(args))
 
 
-def _results(logdir, name):
-    with open(os.path.join(logdir, f"MNIST-{name}_results.json")) as f:
+def results_at(logdir, record, number):
+    with open(os.path.join(logdir, "runs", record, number, f"{record}_results.json")) as f:
         return json.load(f)
+
+
+def _results(logdir, name, model_type):
+    """The newest record of ``MNIST-<name>``: its results carry the model type, so a ReLU and an SNN run
+    of the same model name keep separate records."""
+    return results(logdir, f"MNIST-{name}-{model_type}")
 
 
 def test_relu_save_then_snn_load_maps_exactly(tmp_path):
@@ -93,14 +101,16 @@ def test_relu_save_then_snn_load_maps_exactly(tmp_path):
     common = [f"--data_dir={tmp_path}", f"--logging_dir={logs}", "--batch_size=32", "--seed=1"]
     assert _main("--model_type=ReLU", "--model_name=FC2_example", "--data_name=MNIST", "--save=True",
                  "--epochs=1", *common) == 0
-    relu = _results(logs, "FC2_example")
+    relu = _results(logs, "FC2_example", "ReLU")
     for suffix in ("_relu.weights.h5", "_preprocessed.weights.h5", "_preprocessed.keras", "_X_n.json",
-                   "_mapping.json", "_log.txt"):
+                   "_mapping.json"):
         assert os.path.exists(os.path.join(logs, f"MNIST-FC2_example{suffix}")), suffix
-    assert os.path.isdir(os.path.join(logs, "tensorboard", "MNIST-FC2_example"))
+    assert os.path.exists(record_file(logs, "MNIST-FC2_example-ReLU", "_log.txt"))
+    assert os.path.isdir(os.path.join(logs, "tensorboard", "MNIST-FC2_example-ReLU"))
     assert _main("--model_type=SNN", "--model_name=FC2_example", "--data_name=MNIST", "--load=True",
                  "--epochs=1", "--save=True", f"--export={tmp_path / 'saved'}", *common) == 0
-    snn = _results(logs, "FC2_example")
+    snn = _results(logs, "FC2_example", "SNN")
+    assert _results(logs, "FC2_example", "ReLU") == relu  # the SNN run left the ReLU run's record alone
     assert snn["test_accuracy_initial"] == relu["test_accuracy"]
     assert snn["agreement_with_relu"] == 1.0
     assert snn["snn_initial"]["max_abs_logit_diff"] < 1e-4
@@ -115,8 +125,11 @@ def test_relu_save_then_snn_load_maps_exactly(tmp_path):
     # the saved SNN checkpoint loads back and evaluates to the same accuracy
     assert _main("--model_type=SNN", "--model_name=FC2_example", "--data_name=MNIST",
                  "--load=MNIST-FC2_example_snn.keras", "--epochs=0", *common) == 0
-    again = _results(logs, "FC2_example")
+    again = _results(logs, "FC2_example", "SNN")
     assert again["test_accuracy_initial"] == snn["test_accuracy"]
+    # a new command is a new record: the earlier SNN record is kept as run 001, this one is 002
+    assert [os.path.basename(d) for d in run_dirs(logs, "MNIST-FC2_example-SNN")] == ["001", "002"]
+    assert results_at(logs, "MNIST-FC2_example-SNN", "001") == snn
 
 
 @pytest.mark.slow  # XLA-compiles VGG16 three times (~1-3 min on 2 cores)
@@ -126,7 +139,7 @@ def test_snn_from_scratch_float64_vgg_tiny_epoch(tmp_path):
     assert _main("--model_type=SNN", "--model_name=VGG_example_train", "--data_name=MNIST", "--epochs=1",
                  "--batch_size=20", "--dtype=float64", "--val_split=0", f"--data_dir={tmp_path}",
                  f"--logging_dir={logs}") == 0
-    res = _results(logs, "VGG_example_train")
+    res = _results(logs, "VGG_example_train", "SNN")
     assert np.isfinite(res["test_loss"]) and res["latency"] >= 22501
     assert 0 <= res["spikes_per_neuron"] <= 1
 
@@ -139,10 +152,10 @@ def test_fc2_mapping_on_real_mnist_gives_identical_predictions(data_dir, tmp_pat
     common = [f"--data_dir={data_dir}", f"--logging_dir={logs}", "--batch_size=128", "--model_name=FC2_example",
               "--data_name=MNIST"]
     assert _main("--model_type=ReLU", "--save=True", "--epochs=1", *common) == 0
-    relu = _results(logs, "FC2_example")
+    relu = _results(logs, "FC2_example", "ReLU")
     assert relu["test_accuracy"] >= 0.9
     assert _main("--model_type=SNN", "--load=True", "--epochs=0", *common) == 0
-    snn = _results(logs, "FC2_example")
+    snn = _results(logs, "FC2_example", "SNN")
     assert snn["test_accuracy_initial"] == relu["test_accuracy"]
     assert snn["agreement_with_relu"] == 1.0 and snn["snn_initial"]["n_samples"] == 10000
     assert 0 < snn["spikes_per_neuron"] < 1
@@ -184,7 +197,7 @@ def test_robustness_flags_and_measured_windows(tmp_path):
     assert _main("--model_type=SNN", "--load=True", "--epochs=1", "--window_init=measured", "--noise=0.05",
                  "--noise_mode=spikes", "--time_bits=12", "--weight_bits=8", "--w_min=-0.5", "--w_max=0.5",
                  *common) == 0
-    res = _results(logs, "FC2_r")
+    res = _results(logs, "FC2_r", "SNN")
     # --window_init=measured: Δ⁽ⁿ⁾ = (1 + ζ)·X_n with ζ = 0.5, chained from t = 1 (before training)
     bounds = 1.0 + 1.5 * np.cumsum([0.0] + list(x_n))
     np.testing.assert_allclose(res["snn_initial"]["windows"], np.stack([bounds[:-1], bounds[1:]], 1), rtol=1e-12)
@@ -213,13 +226,11 @@ def test_cifar10vgg_reference_commands(tmp_path):
     where = [f"--data_dir={tmp_path}", f"--logging_dir={logs}"]
     assert _main("--model_type=ReLU", "--model_name=VGG_BN_example", "--data_name=CIFAR10", "--load=cifar10vgg.h5",
                  "--save=True", "--epochs=0", *where) == 0
-    with open(logs / "CIFAR10-VGG_BN_example_results.json") as f:
-        relu = json.load(f)
+    relu = results(logs, "CIFAR10-VGG_BN_example-ReLU")
     with open(logs / "CIFAR10-VGG_BN_example_X_n.json") as f:
         assert len(json.load(f)["x_n"]) == 14
     assert _main("--model_type=SNN", "--lr=1e-6", "--model_name=VGG_BN_example", "--data_name=CIFAR10",
                  "--load=True", "--epochs=1", *where) == 0
-    with open(logs / "CIFAR10-VGG_BN_example_results.json") as f:
-        snn = json.load(f)
+    snn = results(logs, "CIFAR10-VGG_BN_example-SNN")
     assert snn["test_accuracy_initial"] == relu["test_accuracy"]
     assert snn["agreement_with_relu"] == 1.0 and snn["latency"] >= 21001

@@ -16,6 +16,7 @@ from tfspike.ddim.kid import KID, classifier, kid
 from tfspike.ddim.unet import SinusoidalEmbedding, activation_sites, fs_layers, neurons_per_image, residual_unet
 from tfspike.errors import UserError
 from tfspike.utils.models import count_parameters
+from records import record_file
 
 ACTIVATIONS = ["swish", "fs_swish"]
 
@@ -452,7 +453,7 @@ def test_cli_tiny_run(data_dir, tmp_path, capsys):
     code, out = _main(argv, capsys)
     assert code == 0, out.err
     prefix = "DDIM-fs_swish-published-FMNIST"
-    with open(tmp_path / f"{prefix}_results.json") as f:
+    with open(record_file(tmp_path, prefix)) as f:
         res = json.load(f)
     for key in ("noise_loss", "image_loss", "kid", "val_noise_loss", "val_image_loss"):
         assert len(res[key]) == 2 and all(np.isfinite(res[key])), key
@@ -460,7 +461,7 @@ def test_cli_tiny_run(data_dir, tmp_path, capsys):
     assert res["best_kid"] == min(res["kid"]) and res["finished"]
     assert 0 < res["sampling_spike_stats"]["spikes_per_neuron"] < 16
     assert os.path.exists(tmp_path / f"{prefix}_best.weights.h5")
-    assert os.path.exists(tmp_path / f"{prefix}_images" / "epoch_002.png")
+    assert os.path.exists(os.path.join(record_file(tmp_path, prefix, "_images"), "epoch_002.png"))
     info = res["kid_extractor_info"]
     from tfspike.utils.io import sha256_file
 

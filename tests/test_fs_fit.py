@@ -16,6 +16,7 @@ from tfspike.fs.pipeline import polish_record, run
 from tfspike.fs.targets import grid_mse
 from tfspike.fs.trends import PUBLISHED_TRENDS, eval_curve, fit_trends, published_trend
 from tfspike.reference import fs_numpy as R
+from records import record_file, results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = (-8.0, 12.0, 2000)
@@ -206,13 +207,13 @@ def test_cli_writes_results_and_plots(tmp_path):
            "--steps=30", "--grid=-8,12,2000", "--baselines=gaussian", f"--logging_dir={tmp_path}"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    rec = json.load(open(tmp_path / "FS-swish-K4_results.json"))
+    rec = results(tmp_path, "FS-swish-K4")
     for key in ("init_mse", "final_mse", "best_mse", "seed", "stages"):
         assert key in rec
     assert rec["final_mse"] == rec["stages"]["tbpi"]["reported_loss"]
-    for f in ("FS-swish-K4_trends.png", "FS-swish-K4_trends.csv", "FS-swish-K4_tbpi_fit.png",
-              "FS-swish-K4_tbpi_losses.png", "FS-swish-K4_tbpi_params.json"):
-        assert (tmp_path / f).exists(), f
+    for suffix in ("_trends.png", "_trends.csv", "_tbpi_fit.png", "_tbpi_losses.png", "_log.txt"):
+        assert os.path.exists(record_file(tmp_path, "FS-swish-K4", suffix)), suffix  # the run's record
+    assert (tmp_path / "FS-swish-K4_tbpi_params.json").exists()  # the artifact other runs load
     saved = get_params(str(tmp_path / "FS-swish-K4_tbpi_params.json"))
     assert saved.K == 4
 
@@ -252,9 +253,11 @@ def test_cli_table(tmp_path):
            "--grid=-8,12,2000", "--search_iters=5", "--plots=False", f"--logging_dir={tmp_path}"]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    table = (tmp_path / "FS-swish-table.md").read_text()
+    with open(record_file(tmp_path, "FS-swish-table", ".md")) as f:
+        table = f.read()
     assert "| MSE x 100 | K=4 |" in table and "paper: TBPI | 3.8795" in table
-    rec = json.load(open(tmp_path / "FS-swish-K4_results.json"))
+    with open(os.path.join(os.path.dirname(record_file(tmp_path, "FS-swish-table")), "FS-swish-K4_results.json")) as f:
+        rec = json.load(f)
     assert set(rec["stages"]) == {"random", "tbpi", "gaussian", "published", "best"}
     assert rec["final_mse"] <= min(st["best_loss"] for k, st in rec["stages"].items() if k != "best") * (1 + 1e-6)
 

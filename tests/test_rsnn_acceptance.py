@@ -9,6 +9,7 @@ import pathlib
 import sys
 
 import pytest
+from records import results
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -19,7 +20,7 @@ def _run(tmp_path, data_dir, model_type, data_name, epochs):
     rc = main([f"--model_type={model_type}", f"--data_name={data_name}", "--data_dir", data_dir,
                f"--epochs={epochs}", "--verbose=0", "--plots=false", "--seed=0", "--logging_dir", str(tmp_path)])
     assert rc == 0
-    return json.loads((tmp_path / f"{data_name}-{model_type}_results.json").read_text())
+    return results(tmp_path, f"{data_name}-{model_type}")
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfspike.data.ecg import load_ecg
 from tfspike.rsnn.presets import build_rsnn
 from tfspike.rsnn.reference_io import import_reference_npz
+from records import results
 
 # neuron: (sub_seq, accuracy %, acc tol pp, NLL, NLL tol, SOP/sample, spikes t<100 sample 0, all, o_99 sample 0)
 EXPECTED = {
@@ -70,7 +71,7 @@ def test_d5_golden_through_evaluate_and_cli(golden_dir, data_dir, tmp_path):
     rc = main(["--model_type=RF", "--data_name=ECG", "--data_dir", data_dir, "--epochs=0", "--plots=false",
                "--load", str(golden_dir / "brf" / "ecg_rf.npz"), "--logging_dir", str(tmp_path)])
     assert rc == 0
-    res = json.loads((tmp_path / "ECG-RF_results.json").read_text())
+    res = results(tmp_path, "ECG-RF")
     assert abs(100 * res["test_accuracy"] - 85.1140) <= 0.05
     assert abs(res["test_loss"] - 0.41352) <= 0.0003
     assert abs(res["sop_per_sample"] - 11907.3) <= 10

@@ -19,6 +19,7 @@ from tfspike.rsnn.model import RSNN, tbptt_chunks
 from tfspike.rsnn.presets import build_rsnn, preset, recipe
 from tfspike.rsnn.reference_io import import_reference_npz
 from tfspike.rsnn.train import fit_recipe, linear_decay, make_optimizer
+from records import record_file, results
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -201,16 +202,18 @@ def test_cli_ecg_smoke_run_learns(data_dir, tmp_path):
     rc = main(["--model_type=BRF", "--data_name=ECG", "--data_dir", data_dir, "--epochs=1", "--verbose=0",
                "--logging_dir", str(tmp_path)])
     assert rc == 0
-    res = json.loads((tmp_path / "ECG-BRF_results.json").read_text())
+    res = results(tmp_path, "ECG-BRF")
     hist = res["history"]
     assert hist[0]["val_loss"] == pytest.approx(math.log(6), abs=1e-3)  # untrained: no spikes, uniform output
     assert hist[1]["val_loss"] < 1.6 and res["best_epoch"] == 1 and res["test_accuracy"] > 0.4
-    for name in ("ECG-BRF_best.keras", "ECG-BRF_curves.png", "ECG-BRF_raster.png", "ECG-BRF_best.weights.h5"):
+    for name in ("ECG-BRF_best.keras", "ECG-BRF_best.weights.h5"):  # artifacts
         assert (tmp_path / name).exists(), name
+    for suffix in ("_curves.png", "_raster.png", "_log.txt"):  # the run's record
+        assert os.path.exists(record_file(tmp_path, "ECG-BRF", suffix)), suffix
     assert any((tmp_path / "tensorboard" / "ECG-BRF").rglob("events.out.tfevents.*"))
     rc = main(["--model_type=BRF", "--data_name=ECG", "--data_dir", data_dir, "--epochs=0", "--plots=false",
                "--load", str(tmp_path / "ECG-BRF_best.keras"), "--logging_dir", str(tmp_path / "eval")])
-    again = json.loads((tmp_path / "eval" / "ECG-BRF_results.json").read_text())
+    again = results(tmp_path / "eval", "ECG-BRF")
     assert rc == 0 and again["test_accuracy"] == pytest.approx(res["test_accuracy"], abs=1e-6)
 
 
@@ -233,7 +236,7 @@ def test_cli_shd_on_synthetic_hdf5(tmp_path):
     rc = main(["--model_type=BRF", "--data_name=SHD", "--data_dir", str(tmp_path), "--epochs=1", "--batch_size=4",
                "--val_batch_size=4", "--test_batch_size=4", "--jit_compile=false", "--verbose=0", "--plots=false",
                "--logging_dir", str(out)])
-    res = json.loads((out / "SHD-BRF_results.json").read_text())
+    res = results(out, "SHD-BRF")
     assert rc == 0 and res["params"] == 108820 and res["epochs_run"] == 1
     assert res["recipe"]["learning_rate"] == 0.075 and res["recipe"]["epochs"] == 20
     assert res["recipe"]["tbptt"] == 0
@@ -256,7 +259,7 @@ def test_cli_shd_on_synthetic_hdf5(tmp_path):
     rc = main(["--model_type=ALIF", "--data_name=SHD", "--data_dir", str(tmp_path), "--epochs=1", "--batch_size=4",
                "--val_batch_size=4", "--test_batch_size=4", "--tbptt=100", "--verbose=0", "--plots=false",
                "--logging_dir", str(out)])
-    res = json.loads((out / "SHD-ALIF_results.json").read_text())
+    res = results(out, "SHD-ALIF")
     assert rc == 0 and res["recipe"]["tbptt"] == 100 and res["recipe"]["sub_seq_length"] == 10
     assert np.isfinite(res["history"][-1]["loss"]) and np.isfinite(res["test_loss"])
 

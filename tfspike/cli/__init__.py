@@ -7,6 +7,7 @@ owns), ``DEFAULTS`` (its defaults for the common flags of :mod:`tfspike.cli.comm
 """
 
 import importlib
+import os
 import sys
 
 from tfspike.cli.common import ArgumentParser, HelpFormatter, add_common_arguments, command_line, resolve_common
@@ -53,10 +54,31 @@ def parse_args(argv):
     return args, family
 
 
+def quiet_tensorflow(argv):
+    """Keep TensorFlow's start-up notices out of the default output. They show with ``--verbose 2`` given
+    on the command line or a ``TF_CPP_MIN_LOG_LEVEL`` the user set."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or _flag_value(argv, "--verbose") == "2":
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # INFO and WARNING lines of later C++ logging
+    from tfspike.utils.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+
+def _flag_value(argv, flag):
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
 def main(argv=None):
     """Run ``main.py`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args, family = parse_args(argv)
+    quiet_tensorflow(argv)
     try:
         return int(family.run(args) or 0)
     except UserError as e:

@@ -120,6 +120,10 @@ COMMON_FLAGS = (
                             "it); True = this run's own saved file; False = start fresh")),
     (("--save",), dict(type=str2bool, default=True,
                        help="write the trained model / weights / parameter set into --logging_dir")),
+    (("--resume",), dict(type=str2bool, default=True,
+                         help="rerunning an interrupted command continues its training (from the last finished "
+                              "epoch) and its run record; False: start over (the interrupted run's backup is "
+                              "deleted, its record kept)")),
 )
 
 
@@ -175,9 +179,9 @@ def prepare_dir(path, what="--logging_dir"):
     return path
 
 
-def setup_logging(logging_dir, prefix):
-    """Log to stdout and ``<logging_dir>/<prefix>_log.txt`` (overwritten each run). Returns the logger."""
-    prepare_dir(logging_dir)
+def setup_logging(folder, prefix, append=False):
+    """Log to stdout and ``<folder>/<prefix>_log.txt`` (appended to when ``append``). Returns the logger."""
+    prepare_dir(folder)
     logger = logging.getLogger("tfspike.run")
     for h in logger.handlers:
         h.close()
@@ -186,7 +190,7 @@ def setup_logging(logging_dir, prefix):
     logger.propagate = False
     fmt = logging.Formatter("%(message)s")
     for h in (logging.StreamHandler(sys.stdout),
-              logging.FileHandler(os.path.join(logging_dir, f"{prefix}_log.txt"), mode="w")):
+              logging.FileHandler(os.path.join(folder, f"{prefix}_log.txt"), mode="a" if append else "w")):
         h.setFormatter(fmt)
         logger.addHandler(h)
     return logger
@@ -207,39 +211,148 @@ def require_file(path, what, hint=""):
     return path
 
 
+RUNS_DIR = "runs"  # <logging_dir>/runs/<record>/<NNN>/: one folder per run, never reused by another run
+LATEST = "latest"
+
+
+def record_name(name, model_type):
+    """A run record's name: ``name`` with the model type added when it does not already say it
+    (``MNIST-FC2`` → ``MNIST-FC2-SNN``; ``ECG-BRF`` stays)."""
+    return name if model_type in name.replace("_", "-").split("-") else f"{name}-{model_type}"
+
+
+def run_dirs(logging_dir, record):
+    """The numbered run folders of ``record``, oldest first."""
+    folder = os.path.join(logging_dir, RUNS_DIR, record)
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, d) for d in sorted(os.listdir(folder)) if d.isdigit()]
+
+
+def latest_run_dir(logging_dir, record):
+    """The newest run folder of ``record`` (what ``runs/<record>/latest`` points to), or None."""
+    dirs = run_dirs(logging_dir, record)
+    return dirs[-1] if dirs else None
+
+
+def latest_record_file(logging_dir, record, suffix="_results.json"):
+    """``<newest run folder>/<record><suffix>`` if it exists, else None."""
+    d = latest_run_dir(logging_dir, record)
+    path = None if d is None else os.path.join(d, f"{record}{suffix}")
+    return path if path is not None and os.path.exists(path) else None
+
+
+def _run_state(run_dir):
+    import json
+
+    try:
+        with open(os.path.join(run_dir, "run.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _point_latest(folder, target):
+    """``<folder>/latest`` → ``target`` (a relative symlink, replaced atomically; a text file where the
+    file system has no symlinks)."""
+    link = os.path.join(folder, LATEST)
+    tmp = os.path.join(folder, f".{LATEST}.{os.getpid()}")
+    try:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        from tfspike.utils.io import write_text_atomic
+
+        write_text_atomic(link, target + "\n")
+
+
+def open_run_dir(logging_dir, record, command, resume=True):
+    """``(run folder, continued)``: with ``resume``, the newest run of ``record`` when it is unfinished and
+    was started by the same command (an interrupted run continues its own record), else a new numbered
+    folder."""
+    dirs = run_dirs(logging_dir, record)
+    if dirs and resume:
+        state = _run_state(dirs[-1])
+        if state.get("status") != "finished" and state.get("command") == command:
+            return dirs[-1], True
+    number = int(os.path.basename(dirs[-1])) + 1 if dirs else 1
+    run_dir = os.path.join(logging_dir, RUNS_DIR, record, f"{number:03d}")
+    os.makedirs(run_dir, exist_ok=False)
+    _point_latest(os.path.dirname(run_dir), os.path.basename(run_dir))
+    return run_dir, False
+
+
 class RunContext:
-    """One run's record: its folder, log, seed, timer and results JSON — the same for every family.
+    """One run's record — its own folder, log, seed, timer and results JSON — the same for every family.
 
     Args:
         args: the parsed flags (common flags included).
-        name: the run's record name, e.g. ``"MNIST-FC2"``; every file of the run is
-            ``<logging_dir>/<name><suffix>``.
+        name: the family's file prefix, e.g. ``"MNIST-FC2"``. Files other runs read or resume from
+            (weights, models, checkpoints, X_n) are artifacts: ``<logging_dir>/<name><suffix>``
+            (:meth:`path`), written atomically.
 
-    ``results`` starts with the run's identity (model type, seed, command); :meth:`finish` adds the
-    library versions and the total time and writes ``<name>_results.json`` atomically.
+    The record (log, results JSON, plots) goes to its own folder
+    ``<logging_dir>/runs/<record>/<NNN>/<record><suffix>`` (:meth:`record_path`), where ``record`` is
+    ``name`` plus the model type (:func:`record_name`) and ``NNN`` counts the runs of that record; no run
+    overwrites another's record, ``runs/<record>/latest`` points to the newest, and rerunning an
+    interrupted command continues its record. ``results`` starts with the run's identity; :meth:`finish`
+    adds versions and total time, writes the results JSON atomically and marks the run finished.
     """
 
     def __init__(self, args, name):
         self.args = args
         self.name = name
+        self.record = record_name(name, args.model_type)
         self.dir = prepare_dir(args.logging_dir)
-        self.log = setup_logging(self.dir, name)
+        command = getattr(args, "command", None) or command_line(sys.argv[1:])
+        if not args.resume:
+            import shutil
+
+            shutil.rmtree(os.path.join(self.dir, "backup", self.record), ignore_errors=True)
+        try:
+            self.run_dir, self.continued = open_run_dir(self.dir, self.record, command, args.resume)
+        except OSError as e:
+            raise UserError(f"cannot create a run folder under {self.dir}: {e.strerror or e}") from None
+        self.log = setup_logging(self.run_dir, self.record, append=self.continued)
         self.timer = Timer()
         set_seed(args.seed)
-        self.results = {"model_type": args.model_type, "seed": args.seed,
-                         "command": getattr(args, "command", None) or command_line(sys.argv[1:])}
+        self.results = {"model_type": args.model_type, "seed": args.seed, "command": command,
+                        "record": self.run_dir}
+        self._state = {"command": command, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if self.continued:
+            self._state = dict(_run_state(self.run_dir), status="running")
+            self.log.info(f"continuing the interrupted run record {self.run_dir}")
+        self._write_state()
 
     @property
     def verbose(self):
         return self.args.verbose
 
     def path(self, suffix):
-        """``<logging_dir>/<name><suffix>``."""
+        """An artifact: ``<logging_dir>/<name><suffix>``."""
         return os.path.join(self.dir, f"{self.name}{suffix}")
+
+    def record_path(self, suffix):
+        """A file of this run's record: ``<run folder>/<record><suffix>``."""
+        return os.path.join(self.run_dir, f"{self.record}{suffix}")
 
     @property
     def results_path(self):
-        return self.path("_results.json")
+        return self.record_path("_results.json")
+
+    def resumed_from(self, prefix=None):
+        """Epochs a previous, interrupted ``fit`` of this run finished (from its ``BackupAndRestore``
+        backup under ``<logging_dir>/backup/<prefix>``), or None when training starts fresh."""
+        from tfspike.utils.callbacks import resume_point
+
+        return resume_point(self.dir, prefix or self.name)
+
+    def _write_state(self):
+        from tfspike.utils.io import write_json_atomic
+
+        write_json_atomic(os.path.join(self.run_dir, "run.json"), self._state)
 
     def write_results(self, results=None):
         """Write the results JSON (atomically); returns its path."""
@@ -253,8 +366,10 @@ class RunContext:
         return self.results_path
 
     def finish(self, results=None):
-        """Write the results JSON and log where it is. Returns 0 (the exit status)."""
+        """Write the results JSON, mark the run finished and log where it is. Returns 0 (the exit status)."""
         path = self.write_results(results)
+        self._state.update(status="finished", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        self._write_state()
         self.log.info(f"results: {path}")
         self.log.info(f"### Total elapsed time [s]: {self.timer():.2f}")
         return 0

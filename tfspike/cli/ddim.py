@@ -70,7 +70,6 @@ def add_arguments(parser):
                    help="training images for the offline KID classifier (0: all)")
     g.add_argument("--spike_stats_images", type=nonneg_int, default=16,
                    help="FS runs: images sampled at the end to count spikes per FS neuron (0: skip)")
-    g.add_argument("--resume", type=str2bool, default=True, help="resume an interrupted run of the same command")
 
 
 def run_prefix(args):
@@ -193,15 +192,18 @@ def run(args):
     if args.epochs == 0:
         return evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context)
     extra["best_weights"] = best_path
-    writer = ResultsWriter(context.results_path, config, kid_name=kid_name, resume=args.resume, extra=extra)
+    extra["resumed_from"] = context.resumed_from()
+    if extra["resumed_from"]:
+        log.info(f"resumed from epoch {extra['resumed_from']} of {args.epochs} (backup of the interrupted run)")
+    writer = ResultsWriter(context.results_path, config, kid_name=kid_name, resume=context.continued, extra=extra)
     checkpoint = SafeCheckpoint(weights_path=best_path, monitor=f"val_{kid_name}", mode="min")
     if writer.best_kid is not None:
         checkpoint.best = writer.best_kid
     callbacks = [writer]
     if args.plots and args.plot_images:
-        callbacks.append(ImageGridCallback(context.path("_images"), args.plot_images,
+        callbacks.append(ImageGridCallback(context.record_path("_images"), args.plot_images,
                                            args.plot_diffusion_steps, seed=args.seed))
-    callbacks += standard_callbacks(context.dir, prefix, checkpoint, resume=args.resume)
+    callbacks += standard_callbacks(context.dir, context.record, checkpoint, resume=args.resume)
 
     timer = time.perf_counter()
     model.fit(train_ds, epochs=args.epochs, steps_per_epoch=steps, validation_data=val_ds,
@@ -227,17 +229,14 @@ def run(args):
 
 def load_weights_file(model, path):
     """``--load``: a ``.weights.h5`` file of this family (e.g. ``<run>_best.weights.h5``) into ``model``."""
-    from tfspike.cli.common import require_file
-    from tfspike.errors import WeightMismatchError
+    from tfspike.utils import files
 
-    require_file(path, "DDIM weight file")
+    hint = ("give a .weights.h5 written by --model_type=DDIM with the same --widths/--block_depth/--channels/"
+            "--image_size")
+    files.check_file(path, "DDIM weight", hint)
     if not path.endswith(".weights.h5"):
         raise UserError(f"--load expects a .weights.h5 file written by --model_type=DDIM, got {path}")
-    try:
-        model.load_weights(path)
-    except Exception as e:  # noqa: BLE001 - a file that does not fit → one line naming it
-        raise WeightMismatchError(f"{path} does not fit this DDIM (--widths/--block_depth/--channels/--image_size "
-                                  f"must match the run that wrote it): {str(e).splitlines()[0] if str(e) else e!r}")
+    files.load_weights_file(model, path, "DDIM weight", hint)
 
 
 def evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context):

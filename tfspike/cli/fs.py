@@ -96,7 +96,7 @@ def run(args):
         return run_table(args)
     context = RunContext(args, record_name(args.activation, args.K))
     record = evaluate_only(args, args.K, context) if args.epochs == 0 else fit_one(args, args.K, context.log)
-    write_outputs(args, args.K, record, context.path, context.log)
+    write_outputs(args, args.K, record, context.path, context.record_path, context.log)
     record.update(context.results)
     return context.finish(record)
 
@@ -177,8 +177,10 @@ def fit_one(args, K, log):
     return record
 
 
-def write_outputs(args, K, record, path, log):
-    """The parameter set (``--save``), presets (``--save_preset``) and plots (``--plots``) of one record."""
+def write_outputs(args, K, record, artifact, record_file, log):
+    """The parameter set (``--save``, an artifact other runs load), presets (``--save_preset``) and plots
+    (``--plots``, part of the run's record) of one fit. ``artifact(suffix)`` / ``record_file(suffix)`` give
+    the paths."""
     from tfspike.fs import plots
     from tfspike.fs.param_set import FSParams
     from tfspike.fs.targets import grid_mse
@@ -194,15 +196,15 @@ def write_outputs(args, K, record, path, log):
                             "command": record["command"] if "command" in record else args.command,
                             "versions": record.get("versions")})
     if args.save:
-        log.info(f"parameter set: {params.save(path(f'_{args.init}_params.json'))}")
+        log.info(f"parameter set: {params.save(artifact(f'_{args.init}_params.json'))}")
     if args.save_preset:
         _save_presets(args, K, record, params, log)
     if args.plots:
-        plots.plot_fit(params, target, grid, path(f"_{args.init}_fit.png"))
+        plots.plot_fit(params, target, grid, record_file(f"_{args.init}_fit.png"))
         if record["stages"]:
-            plots.plot_losses(record, path(f"_{args.init}_losses.png"))
+            plots.plot_losses(record, record_file(f"_{args.init}_losses.png"))
         if "trend" in record:
-            plots.plot_trends(record, path("_trends.png"))
+            plots.plot_trends(record, record_file("_trends.png"))
     log.info(f"init_mse {record['init_mse']:.7f}  final_mse {record['final_mse']:.7f}  "
              f"best_mse {record['best_mse']:.7f}  (x100: {100 * record['final_mse']:.4f})")
 
@@ -254,10 +256,12 @@ def table_rows(records):
 
 
 def run_table(args):
-    """The TBPI-style table for ``--table_Ks``: reuses per-K results of the same step count, fits the rest."""
+    """The TBPI-style table for ``--table_Ks``: reuses per-K results of the same step count (this run's,
+    when it continues an interrupted one, or the newest ``FS-<activation>-K<K>`` run's), fits the rest.
+    Each K fitted here is recorded in the table run's folder."""
     import json
 
-    from tfspike.cli.common import set_seed
+    from tfspike.cli.common import latest_record_file, set_seed
     from tfspike.utils.io import write_json_atomic, write_text_atomic
 
     context = RunContext(args, f"FS-{args.activation}-table")
@@ -265,19 +269,24 @@ def run_table(args):
     records = {}
     for K in args.table_Ks:
         name = record_name(args.activation, K)
-        path = os.path.join(context.dir, f"{name}_results.json")
-        if os.path.exists(path):
-            with open(path) as f:
+        path = os.path.join(context.run_dir, f"{name}_results.json")
+        for candidate in (path, latest_record_file(context.dir, name)):
+            if candidate is None or not os.path.exists(candidate):
+                continue
+            with open(candidate) as f:
                 rec = json.load(f)
             if rec.get("config", {}).get("steps") == args.epochs:
-                log.info(f"K={K}: reusing {path}")
+                log.info(f"K={K}: reusing {candidate}")
                 records[K] = rec
-                continue
+                break
+        if K in records:
+            continue
         log.info(f"K={K}: running init=best with baselines random,gaussian,tbpi")
         set_seed(args.seed)
         args.init, args.baselines = "best", ["random", "gaussian", "tbpi"]
         rec = fit_one(args, K, log)
-        write_outputs(args, K, rec, lambda suffix: os.path.join(context.dir, f"{name}{suffix}"), log)
+        write_outputs(args, K, rec, lambda suffix: os.path.join(context.dir, f"{name}{suffix}"),
+                      lambda suffix: os.path.join(context.run_dir, f"{name}{suffix}"), log)
         write_json_atomic(path, rec)
         records[K] = rec
     Ks, rows = table_rows(records)
@@ -286,6 +295,6 @@ def run_table(args):
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     text = "\n".join(lines)
     log.info(text)
-    write_text_atomic(context.path(".md"), text + "\n")
+    write_text_atomic(context.record_path(".md"), text + "\n")
     context.results.update({"Ks": Ks, "rows": [{"label": l, "cells": c} for l, c in rows]})
     return context.finish()

@@ -86,33 +86,24 @@ def _overrides(args):
 
 def load_model_file(path, neuron, task, overrides):
     """A model from ``.keras`` / ``.weights.h5`` / reference ``.npz``."""
-    import keras
-
     from tfspike.errors import WeightMismatchError
     from tfspike.rsnn.model import RSNN
     from tfspike.rsnn.presets import build_rsnn
     from tfspike.rsnn.reference_io import import_reference_npz
+    from tfspike.utils.files import RERUN, check_file, load_keras_model, load_weights_file
 
-    if not os.path.exists(path):
-        raise UserError(f"model file not found: {path}")
+    check_file(path, f"{neuron} model", RERUN)
     if path.endswith(".keras"):
-        try:
-            model = keras.saving.load_model(path)
-        except Exception as e:  # noqa: BLE001 - unreadable model → one line
-            raise UserError(f"cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
-        if not isinstance(model, RSNN) or model.neuron != neuron:
-            raise WeightMismatchError(f"{path} holds a {getattr(model, 'neuron', type(model).__name__)} model, "
-                                      f"not --model_type={neuron}")
+        model = load_keras_model(path, f"{neuron} model", RERUN, expected=RSNN)
+        if model.neuron != neuron:
+            raise WeightMismatchError(f"{path} holds a model of {model.neuron} neurons, not --model_type={neuron}; "
+                                      f"give --model_type={model.neuron} or another --load file")
         return model
     model = build_rsnn(neuron, task, **overrides)
     if path.endswith(".npz"):
         import_reference_npz(model, path)
     elif path.endswith(".weights.h5"):
-        try:
-            model.load_weights(path)
-        except Exception as e:  # noqa: BLE001
-            raise WeightMismatchError(f"{path} does not fit the {neuron} {task} network: "
-                                      f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        load_weights_file(model, path, f"{neuron} {task} weight", RERUN)
     else:
         raise UserError(f"--load expects a .keras, .weights.h5 or reference .npz file, got {path}")
     return model
@@ -155,6 +146,9 @@ def run(args):
     if extra.get("permutation") is not None:
         with atomic_path(context.path("_permutation.npy"), ".npy") as tmp:
             np.save(tmp, extra["permutation"])
+    resumed_from = context.resumed_from() if epochs > 0 else None
+    if resumed_from:
+        logger.info(f"resumed from epoch {resumed_from} of {epochs} (backup of the interrupted run)")
     if epochs == 0:
         model.compile(jit_compile=args.jit_compile)
         stats = evaluate(model, *test, p["test_batch_size"], args.max_batches)
@@ -173,7 +167,8 @@ def run(args):
         "test_loss": stats["loss"], "test_accuracy": stats["accuracy"], "sop_per_sample": stats["sop"],
         "sop_per_step": stats["sop_per_step"], "firing_rate": stats["firing_rate"],
         "best_epoch": info.get("best_epoch"), "epochs_run": info.get("epochs_run"),
-        "nan_stop": info.get("nan_stop", False), "loaded": load or None,
+        "nan_stop": info.get("nan_stop", False), "loaded": load or None, "resumed_from": resumed_from,
+        "epochs_this_run": sum(1 for row in info.get("history") or [] if row["epoch"] > (resumed_from or 0)),
         "recipe": {k: p[k] for k in ("learning_rate", "batch_size", "val_batch_size", "test_batch_size",
                                      "epochs", "clipnorm", "label_last", "sub_seq_length", "tbptt")},
         "epochs_requested": epochs, "perm_seed": args.perm_seed if task == "PSMNIST" else None,
@@ -182,11 +177,11 @@ def run(args):
                 f"SOP/sample {stats['sop']:.1f}  SOP/step {stats['sop_per_step']:.3f}  "
                 f"firing rate {stats['firing_rate']:.4f}  (best epoch {info.get('best_epoch')})")
     if args.plots:
-        _plots(model, test, info, context.dir, prefix, jit_compile=args.jit_compile)
+        _plots(model, test, info, context, jit_compile=args.jit_compile)
     return context.finish()
 
 
-def _plots(model, test, info, logging_dir, prefix, jit_compile=True):
+def _plots(model, test, info, context, jit_compile=True):
     import tensorflow as tf
 
     from tfspike.rsnn.plots import plot_spike_raster, plot_training_curves
@@ -194,7 +189,7 @@ def _plots(model, test, info, logging_dir, prefix, jit_compile=True):
     # one compiled graph instead of an eager Python loop over the T steps
     logits, spikes = tf.function(model.forward, jit_compile=jit_compile)(test[0][:1].astype("float32"))
     labels = test[1][0] if model.per_step_labels else None
-    plot_spike_raster(spikes.numpy()[0], os.path.join(logging_dir, f"{prefix}_raster.png"),
-                      title=f"{prefix} hidden layer, test sample 0", labels=labels, logits=logits.numpy()[0])
+    plot_spike_raster(spikes.numpy()[0], context.record_path("_raster.png"),
+                      title=f"{context.record} hidden layer, test sample 0", labels=labels, logits=logits.numpy()[0])
     if info.get("history"):
-        plot_training_curves(info["history"], os.path.join(logging_dir, f"{prefix}_curves.png"), title=prefix)
+        plot_training_curves(info["history"], context.record_path("_curves.png"), title=context.record)

@@ -7,8 +7,7 @@ training data, SNN checkpoints, atomic files, a results JSON, SavedModel export.
 
 import os
 
-from tfspike.cli.common import (RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int, require_file,
-                                str2bool)
+from tfspike.cli.common import RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int, str2bool
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("SNN", "ReLU")
@@ -77,6 +76,7 @@ class Run:
         self.args = args
         self.prefix = f"{args.data_name}-{args.model_name}"
         self.context = RunContext(args, self.prefix)
+        self.resumed_from = None  # epochs an interrupted run of this command finished (set before training)
         self.dir = self.context.dir
         self.log = self.context.log
         self.path = self.context.path
@@ -114,8 +114,7 @@ class Run:
     def load_relu_weights(self, model, path):
         from tfspike.io.keras2_h5 import load_relu_weights
 
-        require_file(path, "ReLU weight file", "run the ReLU model with --save=True first, or give --load=<file>")
-        load_relu_weights(model, path)
+        load_relu_weights(model, path, "ReLU weight", "run the ReLU model with --save=True first, or give --load=<file>")
         self.log.info(f"loaded ReLU weights from {path}")
 
     def resolve(self, name):
@@ -156,21 +155,19 @@ class Run:
                              weight_bits=a.weight_bits, w_min=a.w_min, w_max=a.w_max)
 
     def load_snn(self, path, hint=""):
-        import keras
+        from tfspike.ttfs import TTFSModel
+        from tfspike.utils.files import RERUN, check_file, load_keras_model, load_weights_file
 
+        hint = hint or RERUN
         if path.endswith(".weights.h5"):
             from tfspike.models.ttfs_zoo import build_snn_model
 
-            require_file(path, "SNN weight file", hint)
+            check_file(path, "SNN weight", hint)
             model = build_snn_model(self.args.model_name, self.args.data_name, dtype=self.args.dtype,
                                     input_is="value")
-            try:
-                model.load_weights(path)
-            except ValueError as e:
-                raise UserError(f"{path} does not fit the {self.args.model_name} SNN: {str(e).splitlines()[0]}")
+            load_weights_file(model, path, f"{self.args.model_name} SNN weight", hint)
         else:
-            require_file(path, "SNN model file", hint)
-            model = keras.saving.load_model(path)
+            model = load_keras_model(path, "SNN model", hint, expected=TTFSModel)
         self.log.info(f"loaded SNN from {path}")
         return model
 
@@ -246,18 +243,22 @@ class Run:
         train = make_dataset(self.x_train, self.y_train, a.batch_size, shuffle=True, seed=a.seed)
         val = None if self.val is None else make_dataset(*self.val, self.eval_batch_size())
         timer = Timer()
+        # the backup is the record's (model type included): an interrupted ReLU run never resumes an SNN run
         hist = self.model.fit(train, epochs=a.epochs, validation_data=val, shuffle=False,  # train is reshuffled
                               verbose=a.verbose,
-                              callbacks=standard_callbacks(self.dir, self.prefix, ckpt))
+                              callbacks=standard_callbacks(self.dir, self.context.record, ckpt, resume=a.resume))
         self.results["train_seconds"] = timer()
         self.results["history"] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        self.results["epochs_run"] = len(hist.history.get("loss", []))
         if ckpt.saw_nan:
             restored = ckpt.restore()
             self.log.warning("training stopped on a NaN loss; " + (
                 f"restored the last good weights (epoch {ckpt.saved_epoch + 1})" if restored and
                 ckpt.saved_epoch is not None else "no good epoch was saved"))
             self.results["stopped_on_nan"] = True
-        self.log.info(f"training: {self.results['train_seconds']:.1f} s for {a.epochs} epoch(s)")
+        self.log.info(f"training: {self.results['train_seconds']:.1f} s for {self.results['epochs_run']} epoch(s)"
+                      + (f" (epochs {self.resumed_from + 1}-{a.epochs}; 1-{self.resumed_from} ran before the "
+                         f"interruption)" if self.resumed_from else ""))
 
     # -- saving -------------------------------------------------------------------------------------
     def save(self):
@@ -325,7 +326,12 @@ def run(args):
 
     r.log.info(f"{args.model_type} {args.model_name} on {args.data_name}: "
                f"{count_parameters(r.model)[0]:,} trainable parameters")
-    acc0 = r.evaluate("initial") if args.testing else None
+    r.resumed_from = r.context.resumed_from(r.context.record) if args.epochs > 0 else None
+    r.results["resumed_from"] = r.resumed_from
+    if r.resumed_from:  # the model is restored inside fit(): an "initial" evaluation now would be the fresh one
+        r.log.info(f"resumed from epoch {r.resumed_from} of {args.epochs} (backup of the interrupted run); "
+                   f"the initial evaluation is skipped")
+    acc0 = r.evaluate("initial") if args.testing and not r.resumed_from else None
     r.results["test_accuracy_initial"] = acc0
     r.results["test_accuracy"] = acc0
     r.results["train_seconds"] = 0.0
@@ -350,5 +356,5 @@ def run(args):
     if args.plots and r.results.get("history"):
         from tfspike.utils.plots import plot_history
 
-        r.log.info(f"plot: {plot_history(r.results['history'], r.path('_curves.png'), title=r.prefix)}")
+        r.log.info(f"plot: {plot_history(r.results['history'], r.context.record_path('_curves.png'), title=r.prefix)}")
     return r.context.finish()

@@ -80,7 +80,21 @@ def standard_callbacks(logging_dir, prefix, checkpoint=None, resume=True):
     if checkpoint is not None:
         cbs.append(checkpoint)
     if resume:
-        cbs.append(keras.callbacks.BackupAndRestore(os.path.join(logging_dir, "backup", prefix)))
+        # double_checkpoint: a run killed while saving its backup resumes from the one before
+        cbs.append(keras.callbacks.BackupAndRestore(os.path.join(logging_dir, "backup", prefix), double_checkpoint=True))
     cbs.append(keras.callbacks.TensorBoard(os.path.join(logging_dir, "tensorboard", prefix),
                                            write_graph=False, profile_batch=0))
     return cbs
+
+
+def resume_point(logging_dir, prefix):
+    """Epochs finished by an interrupted ``fit`` whose ``BackupAndRestore`` backup is
+    ``<logging_dir>/backup/<prefix>`` (``fit`` resumes after them), or None when there is none."""
+    import json
+
+    path = os.path.join(logging_dir, "backup", prefix, "training_metadata.json")
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
