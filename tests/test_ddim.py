@@ -16,7 +16,7 @@ from tfspike.ddim.kid import KID, classifier, kid
 from tfspike.ddim.unet import SinusoidalEmbedding, activation_sites, fs_layers, neurons_per_image, residual_unet
 from tfspike.errors import UserError
 from tfspike.utils.models import count_parameters
-from records import record_file
+from records import record_file, results
 
 ACTIVATIONS = ["swish", "fs_swish"]
 
@@ -466,6 +466,13 @@ def test_cli_tiny_run(data_dir, tmp_path, capsys):
     from tfspike.utils.io import sha256_file
 
     assert sha256_file(info["weights_path"]) == info["sha256"]
+    # --epochs=0 --load=True evaluates the saved best weights: a second record, nothing trained
+    code, out = _main([a for a in argv if a != "--epochs=2"] + ["--epochs=0", "--load=True"], capsys)
+    assert code == 0, out.err
+    evaluated = results(tmp_path, prefix)
+    assert evaluated["epochs_run"] == 0 and evaluated["loaded"] == str(tmp_path / f"{prefix}_best.weights.h5")
+    assert np.isfinite(evaluated["val_noise_loss"]) and np.isfinite(evaluated["kid"])
+    assert evaluated["record"].endswith(os.path.join(prefix, "002")) and res["record"].endswith("001")
 
 
 # ---------------------------------------------------------------------------------------------
