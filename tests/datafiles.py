@@ -71,3 +71,58 @@ def write_cifar100(root, n=30, seed=3):
             pickle.dump({b"data": x.reshape(n, 3072), b"fine_labels": y, b"coarse_labels": [0] * n}, f)
         out[split] = (x.transpose(0, 2, 3, 1), np.array(y))
     return out
+
+
+def write_qtdb(root, n_train=4, n_test=2, seed=4):
+    """``root/ecg/QTDB_{train,test}.mat`` in the QTDB layout: ``x`` int16 (N, 1301, 4) level-crossing spikes
+    with the padded last step -1, ``y`` uint8 (N, 1301, 6) one-hot."""
+    import scipy.io
+
+    rng = np.random.default_rng(seed)
+    d = os.path.join(root, "ecg")
+    os.makedirs(d, exist_ok=True)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.integers(0, 2, (n, 1301, 4)).astype(np.int16)
+        x[:, -1] = -1
+        y = np.eye(6, dtype=np.uint8)[rng.integers(0, 6, (n, 1301))]
+        scipy.io.savemat(os.path.join(d, f"QTDB_{split}.mat"), {"x": x, "y": y})
+        out[split] = (x, y)
+    return out
+
+
+def write_shd(root, n_train=3, n_test=2, seed=5):
+    """``root/shd/shd_{train,test}.h5`` in the SHD layout: variable-length ``spikes/times`` (s) and
+    ``spikes/units`` (0..699), and ``labels`` (0..19)."""
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    d = os.path.join(root, "shd")
+    os.makedirs(d, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        with h5py.File(os.path.join(d, f"shd_{split}.h5"), "w") as f:
+            times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.dtype(np.float32)))
+            units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.dtype(np.uint16)))
+            for i in range(n):
+                k = int(rng.integers(5, 50))
+                times[i] = np.sort(rng.random(k)).astype(np.float32)
+                units[i] = rng.integers(0, 700, k).astype(np.uint16)
+            f.create_dataset("labels", data=rng.integers(0, 20, n).astype(np.int64))
+
+
+def truncate_file(path, keep=0.5):
+    """Cut ``path`` to the first ``keep`` fraction of its bytes (an interrupted copy). Returns ``path``."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(int(size * keep))
+    return path
+
+
+def overwrite_bytes(path, offset=0, n=64, value=b"\xa5"):
+    """Overwrite ``n`` bytes of ``path`` from ``offset`` (negative: from the end) with ``value`` (bit rot)."""
+    size = os.path.getsize(path)
+    start = offset if offset >= 0 else size + offset
+    with open(path, "r+b") as f:
+        f.seek(start)
+        f.write(value * min(n, size - start))
+    return path

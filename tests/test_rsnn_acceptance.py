@@ -4,7 +4,6 @@ stopped early, on the real data. Minutes to hours on CPU, so all are ``slow``:
     python -m pytest -q -m slow tests/test_rsnn_acceptance.py
 """
 
-import json
 import pathlib
 import sys
 

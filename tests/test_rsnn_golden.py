@@ -61,7 +61,6 @@ def test_d5_golden_ecg_forward(neuron, jit, golden_dir, ecg_test):
 @pytest.mark.data
 def test_d5_golden_through_evaluate_and_cli(golden_dir, data_dir, tmp_path):
     """The CLI path (``--load <npz> --epochs=0``) reports the same numbers in the results JSON."""
-    import json
     import pathlib
     import sys
 

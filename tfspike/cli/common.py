@@ -204,13 +204,6 @@ class Timer:
         return time.perf_counter() - self.start
 
 
-def require_file(path, what, hint=""):
-    """Raise a one-line :class:`UserError` if ``path`` does not exist."""
-    if not os.path.exists(path):
-        raise UserError(f"{what} not found: {path}" + (f" ({hint})" if hint else ""))
-    return path
-
-
 RUNS_DIR = "runs"  # <logging_dir>/runs/<record>/<NNN>/: one folder per run, never reused by another run
 LATEST = "latest"
 

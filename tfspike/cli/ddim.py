@@ -11,7 +11,7 @@ and ``cache/`` (the offline KID classifier). Rerunning the same command resumes 
 
 import os
 
-from tfspike.cli.common import RunContext, fraction, nonneg_int, positive_float, positive_int, str2bool
+from tfspike.cli.common import RunContext, fraction, nonneg_int, positive_float, positive_int
 from tfspike.ddim.choices import ACTIVATIONS, FS_PARAM_SETS
 from tfspike.errors import UserError
 

@@ -9,7 +9,7 @@ the "best" mode) and print the TBPI-style table.
 import argparse
 import os
 
-from tfspike.cli.common import (RunContext, Timer, csv_list, nonneg_int, positive_float, positive_int, require_file,
+from tfspike.cli.common import (RunContext, Timer, csv_list, nonneg_int, positive_float, positive_int, prepare_dir,
                                 str2bool)
 from tfspike.errors import UserError
 from tfspike.fs.pipeline import INITS, PAPER_TABLE  # these modules load no TensorFlow at import
@@ -85,6 +85,8 @@ def check_args(args):
         raise UserError("give --start_from (a results JSON to polish) or --load (a parameter set), not both")
     if args.epochs == 0 and args.table:
         raise UserError("--table needs fits: --epochs must be >= 1")
+    if args.save_preset:  # checked before fitting, not after it
+        prepare_dir(preset_dir(args), "--preset_dir")
 
 
 def run(args):
@@ -134,21 +136,18 @@ def evaluate_only(args, K, context):
 
 def fit_one(args, K, log):
     """One FS fit of ``--init`` (or from ``--load`` / ``--start_from``); returns its JSON-able record."""
-    import json
-
     from tfspike.fs import pipeline
     from tfspike.fs.fit import fit_fs
     from tfspike.fs.targets import default_grid
+    from tfspike.utils.files import read_json
 
     timer = Timer()
     log.info(f"FS fit: activation={args.activation} K={K} init={args.init} steps={args.epochs} "
              f"lr={args.learning_rate} seed={args.seed}")
     if args.start_from:
-        with open(require_file(args.start_from, "results file")) as f:
-            try:
-                record = json.load(f)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{args.start_from} is not a results JSON: {e}") from None
+        record = read_json(args.start_from, "FS results", "give the results JSON of an FS run")
+        if not isinstance(record, dict) or "stages" not in record:
+            raise UserError(f"{args.start_from} is not the results JSON of an FS run (it has no 'stages')")
         if record.get("config", {}).get("K") != K:
             raise UserError(f"{args.start_from} is for K={record.get('config', {}).get('K')}, not K={K}")
         record = pipeline.polish_record(record, args.polish_steps, args.learning_rate, args.seed, log=log.info,
@@ -259,9 +258,8 @@ def run_table(args):
     """The TBPI-style table for ``--table_Ks``: reuses per-K results of the same step count (this run's,
     when it continues an interrupted one, or the newest ``FS-<activation>-K<K>`` run's), fits the rest.
     Each K fitted here is recorded in the table run's folder."""
-    import json
-
     from tfspike.cli.common import latest_record_file, set_seed
+    from tfspike.utils.files import read_json
     from tfspike.utils.io import write_json_atomic, write_text_atomic
 
     context = RunContext(args, f"FS-{args.activation}-table")
@@ -273,8 +271,7 @@ def run_table(args):
         for candidate in (path, latest_record_file(context.dir, name)):
             if candidate is None or not os.path.exists(candidate):
                 continue
-            with open(candidate) as f:
-                rec = json.load(f)
+            rec = read_json(candidate, "FS results", "delete it to fit this K again")
             if rec.get("config", {}).get("steps") == args.epochs:
                 log.info(f"K={K}: reusing {candidate}")
                 records[K] = rec

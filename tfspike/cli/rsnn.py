@@ -10,8 +10,6 @@ step, firing rate of the best-validation weights), the best model (``_best.keras
 TensorBoard logs and two PNGs (training curves, spike raster).
 """
 
-import os
-
 from tfspike.cli.common import RunContext, nonneg_float, nonneg_int, positive_int, str2bool
 from tfspike.errors import UserError
 from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_overrides

@@ -7,7 +7,8 @@ training data, SNN checkpoints, atomic files, a results JSON, SavedModel export.
 
 import os
 
-from tfspike.cli.common import RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int, str2bool
+from tfspike.cli.common import (RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int, prepare_dir,
+                                str2bool)
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("SNN", "ReLU")
@@ -67,6 +68,8 @@ def validate(args):
         raise UserError("--latency_quantiles is not implemented (the reference parses it but never uses it)")
     if args.weight_bits and not args.w_min < args.w_max:
         raise UserError(f"--w_min must be < --w_max, got {args.w_min} >= {args.w_max}")
+    if args.export:  # checked before any training, not after it
+        prepare_dir(os.path.dirname(os.path.abspath(args.export)), "--export")
 
 
 class Run:

@@ -11,27 +11,24 @@ import numpy as np
 
 from tfspike.data.paths import load_or_download
 from tfspike.errors import MissingDataError, UserError
+from tfspike.utils.files import file_error, read_mat
 
 ECG_FILES = {"train": "ecg/QTDB_train.mat", "test": "ecg/QTDB_test.mat"}
+RELEASE = "github.com/byin-cwi/Efficient-spiking-networks"
+RECOPY = f"copy it again from the Yin et al. release ({RELEASE})"
 STEPS = 1300
 N_CLASSES = 6
 
 
 def read_qtdb_mat(path, unlabeled="class0"):
     """``(x float32 (N, 1300, 4), y int64 (N, 1300))`` from one QTDB .mat file."""
-    import scipy.io
-
     if unlabeled not in ("class0", "mask"):
         raise UserError(f"unlabeled must be 'class0' or 'mask', got {unlabeled!r}")
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as e:  # noqa: BLE001 - a corrupt file is one clear line
-        raise MissingDataError(f"cannot read ECG file {path}: {e}") from e
-    if "x" not in mat or "y" not in mat:
-        raise MissingDataError(f"{path} is not a QTDB file: keys x and y expected, found {sorted(mat)}")
+    mat = read_mat(path, "ECG-QTDB", RECOPY, required=("x", "y"), error=MissingDataError)
     x, y = mat["x"], mat["y"]
     if x.ndim != 3 or y.ndim != 3 or x.shape[:2] != y.shape[:2] or x.shape[1] < STEPS + 1:
-        raise MissingDataError(f"{path}: unexpected shapes x {x.shape}, y {y.shape}")
+        raise file_error(path, "ECG-QTDB", f"unexpected shapes x {x.shape}, y {y.shape} (expected (N, "
+                         f"{STEPS + 1}, 4) and (N, {STEPS + 1}, 6))", RECOPY, MissingDataError)
     x = x[:, :STEPS, :].astype(np.float32)
     onehot = y[:, :STEPS, :]
     labels = np.argmax(onehot, axis=-1).astype(np.int64)  # first maximum: all-zero rows → class 0
@@ -53,7 +50,7 @@ def load_ecg(data_dir=None, unlabeled="class0"):
 def _no_download(rel):
     def download():
         raise MissingDataError(f"ECG-QTDB has no public download in tfspike; copy {rel} from the Yin et al. "
-                               "release (github.com/byin-cwi/Efficient-spiking-networks)")
+                               f"release ({RELEASE})")
     return download
 
 

@@ -11,15 +11,14 @@ Each loader returns ``(x_train, y_train), (x_test, y_test)`` with images ``(N, H
 ``(N, H, W, 3)`` uint8 and labels ``(N,)`` int64. Model-specific preprocessing lives with the models.
 """
 
-import gzip
 import os
-import pickle
 import struct
 
 import numpy as np
 
 from tfspike.data.paths import load_or_download
 from tfspike.errors import MissingDataError
+from tfspike.utils.files import REDOWNLOAD, check_file, file_error, open_npz, read_gzip, read_pickle
 
 MNIST_FILE = "mnist/mnist.npz"
 FMNIST_DIR = "fashion-mnist"
@@ -33,65 +32,77 @@ def _labels(y):
     return np.asarray(y).reshape(-1).astype(np.int64)
 
 
+# A file missing from a dataset folder: the folder is incomplete.
+INCOMPLETE = "copy the whole folder again, or delete it so the dataset is downloaded again"
+
+
+def _bad(path, what, problem):
+    """A dataset file that is there but unusable (one line; re-downloading fixes it)."""
+    return file_error(path, what, problem, REDOWNLOAD, MissingDataError)
+
+
+def _same_length(path, what, x, y):
+    if len(x) != len(y):
+        raise _bad(path, what, f"{len(x)} images but {len(y)} labels")
+
+
 def read_mnist_npz(path):
-    with np.load(path, allow_pickle=False) as f:
-        return (f["x_train"], _labels(f["y_train"])), (f["x_test"], _labels(f["y_test"]))
+    f = open_npz(path, "MNIST", required=("x_train", "y_train", "x_test", "y_test"), error=MissingDataError)
+    for split in ("train", "test"):
+        _same_length(path, "MNIST", f[f"x_{split}"], f[f"y_{split}"])
+    return (f["x_train"], _labels(f["y_train"])), (f["x_test"], _labels(f["y_test"]))
 
 
-def read_idx(path):
+def read_idx(path, what="IDX"):
     """Read a (gzip) IDX file: magic (0, 0, dtype, ndim), ndim big-endian uint32 sizes, then data."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise MissingDataError(f"{path} is not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+    path = check_file(path, what, INCOMPLETE, MissingDataError)
+    if path.endswith(".gz"):
+        raw = read_gzip(path, what, error=MissingDataError)
+    else:
+        with open(path, "rb") as f:
+            raw = f.read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise _bad(path, what, f"not an unsigned-byte IDX file (magic {raw[:4].hex()})")
+    ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise _bad(path, what, f"truncated IDX header ({len(raw)} bytes)")
     shape = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
-        raise MissingDataError(f"{path} is truncated: header says {shape}, found {data.size} bytes")
+        raise _bad(path, what, f"truncated: the header says {shape}, found {data.size} bytes of data")
     return data.reshape(shape)
 
 
 def read_fmnist_dir(directory):
-    paths = [os.path.join(directory, f) for f in FMNIST_FILES]
-    for p in paths:
-        if not os.path.exists(p):
-            raise MissingDataError(f"Fashion-MNIST file missing: {p}")
-    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
+    xtr, ytr, xte, yte = (read_idx(os.path.join(directory, f), "Fashion-MNIST") for f in FMNIST_FILES)
+    _same_length(os.path.join(directory, FMNIST_FILES[1]), "Fashion-MNIST", xtr, ytr)
+    _same_length(os.path.join(directory, FMNIST_FILES[3]), "Fashion-MNIST", xte, yte)
     return (xtr, _labels(ytr)), (xte, _labels(yte))
 
 
-def _unpickle(path):
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
-
-
-def _cifar_images(d):
-    x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    return x.transpose(0, 2, 3, 1)  # channels last, as keras.datasets
+def _cifar_batch(path, what, label_key):
+    """``(images (N, 32, 32, 3) uint8, labels (N,) int64)`` of one CIFAR python pickle."""
+    check_file(path, what, INCOMPLETE, MissingDataError)
+    d = read_pickle(path, what, required=(b"data", label_key), error=MissingDataError)
+    x = np.asarray(d[b"data"], dtype=np.uint8)
+    y = _labels(d[label_key])
+    if x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(x) != len(y):
+        raise _bad(path, what, f"data of shape {x.shape} with {len(y)} labels; expected (N, 3072) and N labels")
+    return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y  # channels last, as keras.datasets
 
 
 def read_cifar10_dir(directory):
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for n in names:
-        if not os.path.exists(os.path.join(directory, n)):
-            raise MissingDataError(f"CIFAR-10 file missing: {os.path.join(directory, n)}")
-    batches = [_unpickle(os.path.join(directory, n)) for n in names]
-    xtr = np.concatenate([_cifar_images(b) for b in batches[:5]])
-    ytr = np.concatenate([_labels(b[b"labels"]) for b in batches[:5]])
-    return (xtr, ytr), (_cifar_images(batches[5]), _labels(batches[5][b"labels"]))
+    for n in names:  # a missing batch is reported before any is read
+        check_file(os.path.join(directory, n), "CIFAR-10", INCOMPLETE, MissingDataError)
+    batches = [_cifar_batch(os.path.join(directory, n), "CIFAR-10", b"labels") for n in names]
+    xtr = np.concatenate([x for x, _ in batches[:5]])
+    ytr = np.concatenate([y for _, y in batches[:5]])
+    return (xtr, ytr), batches[5]
 
 
 def read_cifar100_dir(directory):
-    out = []
-    for n in ("train", "test"):
-        p = os.path.join(directory, n)
-        if not os.path.exists(p):
-            raise MissingDataError(f"CIFAR-100 file missing: {p}")
-        b = _unpickle(p)
-        out.append((_cifar_images(b), _labels(b[b"fine_labels"])))
-    return tuple(out)
+    return tuple(_cifar_batch(os.path.join(directory, n), "CIFAR-100", b"fine_labels") for n in ("train", "test"))
 
 
 def _keras_download(name):

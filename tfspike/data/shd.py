@@ -13,17 +13,19 @@ alternative: bin = floor(t / dt_bin), channel = unit, configurable ``n_bins``. R
 uint8 ``.npz`` next to the source file (or in ``cache_dir``).
 """
 
-import gzip
 import hashlib
 import os
-import shutil
 
 import numpy as np
 
 from tfspike.data.paths import find_local, missing_data
 from tfspike.errors import MissingDataError
+from tfspike.utils.files import file_error, open_h5, open_npz, read_gzip, require_keys
+from tfspike.utils.io import atomic_path, save_npz_atomic
 
 SHD_FILES = {"train": "shd/shd_train.h5", "test": "shd/shd_test.h5"}
+SHD_KEYS = ("spikes/times", "spikes/units", "labels")
+REDOWNLOAD_SHD = "download it again from https://zenkelab.org/datasets/"
 CHANNELS = 700
 DT_BIN = 0.004
 
@@ -64,25 +66,16 @@ def bin_sample(times, units, reference_binning=True, dt_bin=DT_BIN, n_bins=None,
     return out
 
 
-def _open_h5(path):
-    import h5py
-
-    try:
-        return h5py.File(path, "r")
-    except Exception as e:  # noqa: BLE001 - a corrupt or non-HDF5 file is one clear line
-        raise MissingDataError(f"cannot read SHD file {path}: {e}") from e
-
-
 def read_shd_h5(path, reference_binning=True, dt_bin=DT_BIN, n_bins=None):
     """``(x uint8 (N, n_bins, 700), y int64 (N,))`` from one SHD HDF5 file."""
-    with _open_h5(path) as f:
-        for key in ("spikes/times", "spikes/units", "labels"):
-            if key not in f:
-                raise MissingDataError(f"{path} is not an SHD file: {key} missing")
+    with open_h5(path, "SHD", REDOWNLOAD_SHD, MissingDataError) as f:
+        require_keys(path, "SHD", [k for k in SHD_KEYS if k in f] + list(f), SHD_KEYS, REDOWNLOAD_SHD,
+                     MissingDataError)
         times, units = f["spikes/times"], f["spikes/units"]
         labels = np.asarray(f["labels"][()]).astype(np.int64)
         if len(times) != len(units) or len(times) != len(labels):
-            raise MissingDataError(f"{path}: spikes/times, spikes/units and labels differ in length")
+            raise file_error(path, "SHD", "spikes/times, spikes/units and labels differ in length", REDOWNLOAD_SHD,
+                             MissingDataError)
         x = np.stack([bin_sample(times[i], units[i], reference_binning, dt_bin, n_bins) for i in range(len(labels))]) \
             if len(labels) else np.zeros((0, _default_n_bins(dt_bin, n_bins), CHANNELS), np.uint8)
     return x, labels
@@ -94,10 +87,9 @@ def _decompressed(path):
         return path
     target = path[:-3]
     if not os.path.exists(target):
-        tmp = target + ".part"
-        with gzip.open(path, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.replace(tmp, target)
+        raw = read_gzip(path, "SHD", REDOWNLOAD_SHD, MissingDataError)  # CRC and length checked
+        with atomic_path(target, ".h5") as tmp, open(tmp, "wb") as dst:
+            dst.write(raw)
     return target
 
 
@@ -110,13 +102,12 @@ def _cache_path(source, cache_dir, reference_binning, dt_bin, n_bins):
 
 def load_shd_file(path, reference_binning=True, dt_bin=DT_BIN, n_bins=None, cache=True, cache_dir=None):
     """Read (or reuse the uint8 cache of) one SHD file; accepts ``.h5`` or ``.h5.gz``."""
-    from tfspike.utils.io import save_npz_atomic
-
     source = _decompressed(path)
     cpath = _cache_path(source, cache_dir, reference_binning, dt_bin, n_bins) if cache else None
     if cpath and os.path.exists(cpath):
-        with np.load(cpath) as d:
-            return d["x"], d["y"]
+        d = open_npz(cpath, "SHD cache", f"delete it: it is rebuilt from {source}", required=("x", "y"),
+                     error=MissingDataError)
+        return d["x"], d["y"]
     x, y = read_shd_h5(source, reference_binning, dt_bin, n_bins)
     if cpath:
         try:

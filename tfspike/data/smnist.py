@@ -13,8 +13,10 @@ import numpy as np
 
 from tfspike.data.images import load_image_dataset
 from tfspike.errors import UserError
+from tfspike.utils.files import check_file, file_error, read_npy
 
 STEPS = 784
+PERMUTATION_HINT = "give the _permutation.npy written next to the PS-MNIST model"
 
 
 def ps_mnist_permutation(perm_seed=0):
@@ -23,14 +25,18 @@ def ps_mnist_permutation(perm_seed=0):
 
 
 def load_permutation(path):
-    """A permutation of 0..783 from a ``.npy`` (or ``.txt``) file, validated."""
-    if not os.path.exists(path):
-        raise UserError(f"permutation file not found: {path}")
-    try:
-        perm = np.load(path, allow_pickle=False) if path.endswith(".npy") else np.loadtxt(path, dtype=np.int64)
-    except Exception as e:  # noqa: BLE001 - unreadable file → one clear line
-        raise UserError(f"cannot read permutation file {path}: {e}") from e
-    return check_permutation(perm, path)
+    """A permutation of 0..783 from a ``.npy`` (or ``.txt``, one integer per line) file, validated."""
+    path = os.fspath(path)
+    if path.endswith(".npy"):
+        perm = read_npy(path, "permutation", PERMUTATION_HINT)
+    else:
+        check_file(path, "permutation", PERMUTATION_HINT)
+        try:
+            perm = np.loadtxt(path, dtype=np.int64)
+        except (OSError, ValueError, UnicodeDecodeError) as e:
+            raise file_error(path, "permutation", f"not a text file of integers ({str(e).splitlines()[0]})",
+                             PERMUTATION_HINT) from None
+    return check_permutation(perm, f"permutation file {path}")
 
 
 def check_permutation(perm, what="permutation"):

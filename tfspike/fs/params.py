@@ -13,15 +13,15 @@ installed package. Loaders of external files take an explicit ``ordering=`` with
 NumPy only (no TensorFlow).
 """
 
-import json
 import os
 import re
 
 import numpy as np
 
 from tfspike.errors import UserError
-from tfspike.fs.param_set import ORDERINGS, FSParams, pre_to_post
+from tfspike.fs.param_set import ORDERINGS, FSParams, check_triple, pre_to_post
 from tfspike.fs.trends import published_trend
+from tfspike.utils.files import read_json
 
 BUILTIN_PRESET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
 PRESETS_ENV = "TFSPIKE_FS_PRESETS"
@@ -30,6 +30,8 @@ PRESETS_ENV = "TFSPIKE_FS_PRESETS"
 FITTED_PRESETS = ("swish_k16_random", "swish_k16_gaussian", "swish_k16_tbpi", "swish_k16_best")
 # Names computed from a formula rather than read from a file (they cannot be saved as presets).
 _COMPUTED = re.compile(r"relu|relu_k\d+|tbpi_trend_k\d+")
+# What to do about a parameter file that cannot be used.
+PARAMS_HINT = "give a set written by --save_preset=True or FSParams.save"
 
 
 def fs_relu(K=10, alpha=25.0):
@@ -104,15 +106,10 @@ def load_params(path, key=None, ordering=None):
     """
     if ordering not in ORDERINGS:
         raise UserError(f"load_params: pass ordering='post' or ordering='pre' (got {ordering!r})")
-    try:
-        with open(path) as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"FS parameter file not found: {path}") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read FS parameter file {path}: {e}") from None
+    path = os.fspath(path)
+    obj = read_json(path, "FS parameter", PARAMS_HINT)
     if not isinstance(obj, dict):
-        raise UserError(f"{path}: not an FS set (a JSON object with h, d and T expected)")
+        raise UserError(f"{path}: not an FS set (a JSON object with h, d and T expected); {PARAMS_HINT}")
     declared = obj.get("ordering")
     entry = obj
     if "sets" in obj:
@@ -125,11 +122,12 @@ def load_params(path, key=None, ordering=None):
                 raise UserError(f"{path}: no set {key!r}")
             entry = entry[p]
             declared = entry.get("ordering", declared) if isinstance(entry, dict) else declared
+    where = f"{path}{'[' + key + ']' if key else ''}"
     if not isinstance(entry, dict) or not all(k in entry for k in ("h", "d", "T")):
-        raise UserError(f"{path}{'[' + key + ']' if key else ''}: not an FS set (needs h, d and T)")
+        raise UserError(f"{where}: not an FS set (needs h, d and T); {PARAMS_HINT}")
     if declared is not None and declared != ordering:
         raise UserError(f"{path}: the file declares ordering {declared!r} but ordering={ordering!r} was passed")
-    h, d, T = entry["h"], entry["d"], entry["T"]
+    h, d, T = check_triple(entry["h"], entry["d"], entry["T"], f"parameter file {where}")
     if ordering == "pre":
         h, d, T = pre_to_post(h, d, T)
     meta = {k: v for k, v in entry.items() if k not in ("h", "d", "T", "K", "ordering", "name")}
@@ -166,8 +164,6 @@ def get_params(obj, preset_dirs=()):
         raise UserError(f"cannot make FS parameters from {type(obj).__name__}")
     s = os.fspath(obj)
     if s.endswith(".json") or os.sep in s:
-        if not os.path.exists(s):
-            raise UserError(f"FS parameter file not found: {s}")
         return load_params(s, ordering="post")
     m = re.fullmatch(r"relu_k(\d+)", s)
     if m:

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 from tfspike.errors import UserError, WeightMismatchError
+from tfspike.utils.files import check_file, load_weights_file, open_h5
 from tfspike.utils.io import sha256_file
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 CIFAR10VGG_NAME = "cifar10vgg.h5"
 CIFAR10VGG_SIZE = 60_134_600
 CIFAR10VGG_SHA256 = "b8bcf9cb5d353e4192acd0e087cbd2948a5edbc5ce682de543e5f08a3bc7b7ad"
+WEIGHT_HINT = "download it again or rerun the command that wrote it"
 
 
 def _decode(v):
@@ -57,26 +59,18 @@ def _weights_root(f):
     return None
 
 
-def is_keras2_h5(path):
-    """True if ``path`` is an HDF5 file in the Keras 2 weight layout (weights-only or whole model)."""
-    import h5py
+def is_keras2_h5(path, what="weight", hint=WEIGHT_HINT):
+    """True if ``path`` is an HDF5 file in the Keras 2 weight layout (weights-only or whole model).
 
-    try:
-        with h5py.File(path, "r") as f:
-            return _weights_root(f) is not None
-    except OSError:
-        return False
+    A missing, empty or non-HDF5 file is a one-line :class:`UserError` naming ``what``.
+    """
+    with open_h5(path, what, hint) as f:
+        return _weights_root(f) is not None
 
 
-def read_keras2_h5(path):
+def read_keras2_h5(path, what="Keras 2 weight", hint=WEIGHT_HINT):
     """``[(layer name, [(weight name, array), ...]), ...]`` for every layer of the file, in file order."""
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise WeightMismatchError(f"{path} is not a readable HDF5 file ({e})") from None
-    with f:
+    with open_h5(path, what, hint) as f:
         root = _weights_root(f)
         if root is None:
             raise WeightMismatchError(f"{path} is not a Keras 2 weight file (no 'layer_names' attribute)")
@@ -160,9 +154,7 @@ def load_keras2_h5(model, path, by_name=None, check_identity=True):
         WeightMismatchError: the file does not fit (message names the first layer and both shapes);
             nothing is assigned in that case.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UserError(f"weight file not found: {path}")
+    path = check_file(path, "Keras 2 weight", WEIGHT_HINT)
     size, sha = _check_identity(path) if check_identity else (os.path.getsize(path), None)
     file_layers = [(n, w) for n, w in read_keras2_h5(path) if w]
     targets = weighted_layers(model)
@@ -206,27 +198,23 @@ def load_keras2_h5(model, path, by_name=None, check_identity=True):
             "size": size, "sha256": sha}
 
 
-def load_relu_weights(model, path):
+def load_relu_weights(model, path, what="ReLU weight", hint=WEIGHT_HINT):
     """Load ReLU weights from any supported file into ``model``, dispatching on the file type.
 
     - ``*.weights.h5`` (Keras 3 ``save_weights``) and ``*.keras`` (Keras 3 archive): ``model.load_weights``;
     - any other ``.h5``/``.hdf5`` in the Keras 2 layout (weights-only or whole model): :func:`load_keras2_h5`.
 
-    Errors are one line: a missing file (:class:`UserError`), or a file that does not fit the model
+    Errors are one line naming the file and ``what`` it should be, ending with ``hint``: a missing,
+    empty, truncated or corrupt file (:class:`UserError`), or a file that does not fit the model
     (:class:`WeightMismatchError`).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise UserError(f"weight file not found: {path}")
+    path = check_file(path, what, hint)
     if path.endswith(".weights.h5") or path.endswith(".keras"):
-        try:
-            model.load_weights(path)
-        except (ValueError, KeyError, TypeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise WeightMismatchError(f"{path} does not fit model {model.name!r}: {first}") from None
+        load_weights_file(model, path, what, hint)
         return {"matched_by": "keras3", "size": os.path.getsize(path)}
     if path.endswith(".h5") or path.endswith(".hdf5"):
-        if not is_keras2_h5(path):
-            raise WeightMismatchError(f"{path} is neither a Keras 2 weight file nor a Keras 3 '.weights.h5' file")
+        if not is_keras2_h5(path, what, hint):
+            raise WeightMismatchError(f"{path} is neither a Keras 2 weight file nor a Keras 3 '.weights.h5' file; "
+                                      f"{hint}")
         return load_keras2_h5(model, path)
     raise UserError(f"unsupported weight file {path}: expected .weights.h5, .keras or a Keras 2 .h5")

@@ -10,12 +10,13 @@ Example:
     {'epoch': 360}
 """
 
-import os
-
 import numpy as np
 
-from tfspike.errors import UserError, WeightMismatchError
+from tfspike.errors import WeightMismatchError
 from tfspike.rsnn.neurons import neuron_spec
+from tfspike.utils.files import open_npz, require_keys
+
+REFERENCE_HINT = "give a .npz exported from the reference's model_state_dict (shared/golden/brf/README.md)"
 
 
 def _assign(variable, value, key, path):
@@ -35,19 +36,12 @@ def import_reference_npz(model, path):
     ``hidden/linear/bias`` and ``out/linear/bias``; ``hidden/linear/mask`` and ``epoch`` ignored.
     Returns ``{"epoch": ...}`` when the file records it.
     """
-    if not os.path.exists(path):
-        raise UserError(f"reference checkpoint not found: {path}")
-    try:
-        data = dict(np.load(path, allow_pickle=False))
-    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear line
-        raise UserError(f"cannot read reference checkpoint {path}: {e}") from e
+    what = f"{model.neuron} reference checkpoint"
+    data = open_npz(path, what, REFERENCE_HINT)
     spec = neuron_spec(model.neuron)
     cell, readout = model.hidden.cell, model.readout.cell
     required = ["hidden/linear/weight", "out/linear/weight", "out/tau_mem"] + list(spec.reference_keys)
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise WeightMismatchError(f"{path} is not a {model.neuron} reference checkpoint: missing {', '.join(missing)} "
-                                  f"(has {', '.join(sorted(data))})")
+    require_keys(path, what, data, required, REFERENCE_HINT, WeightMismatchError)
     _assign(cell.kernel, data["hidden/linear/weight"].T, "hidden/linear/weight (transposed)", path)
     for key, weight in spec.reference_keys.items():
         _assign(getattr(cell, weight), data[key], key, path)

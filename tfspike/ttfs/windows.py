@@ -11,7 +11,10 @@ import math
 import numpy as np
 
 from tfspike.errors import UserError
+from tfspike.utils.files import read_json
 from tfspike.utils.io import write_json_atomic
+
+X_N_HINT = "rerun the ReLU model with --save=True (it writes <DATA>-<name>_X_n.json), or delete the file"
 
 
 def _hidden_max_fn(model):
@@ -103,26 +106,22 @@ def read_x_n_json(path, model):
     Raises:
         UserError: one line naming ``path``: the file is missing or not JSON, has no ``"x_n"`` list,
             has another number of values than the model has spiking layers, or a value that is not a
-            finite number > 0 (a window of width 0 would make every spike a window violation).
+            finite number > 0 (a window of width 0 would make every spike a window violation). Each
+            message ends with what to do (:data:`X_N_HINT`).
     """
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"X_n file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path} is not a readable X_n JSON file ({str(e).splitlines()[0]})") from None
+    data = read_json(path, "X_n", X_N_HINT)
     if not isinstance(data, dict) or "x_n" not in data:
-        raise UserError(f"{path} has no \"x_n\" entry (expected {{\"layers\", \"x_n\", \"dataset\", \"split\"}})")
+        raise UserError(f"{path} has no \"x_n\" entry (expected {{\"layers\", \"x_n\", \"dataset\", \"split\"}}); "
+                        f"{X_N_HINT}")
     x_n = data["x_n"]
     if not isinstance(x_n, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x_n):
-        raise UserError(f"{path}: \"x_n\" must be a list of numbers, got {json.dumps(x_n)[:80]}")
+        raise UserError(f"{path}: \"x_n\" must be a list of numbers, got {json.dumps(x_n)[:80]}; {X_N_HINT}")
     n_layers = len(model.spiking_layers())
     if len(x_n) != n_layers:
-        raise UserError(f"{path} has {len(x_n)} X_n values, the model has {n_layers} spiking layers")
+        raise UserError(f"{path} has {len(x_n)} X_n values, the model has {n_layers} spiking layers; {X_N_HINT}")
     names = data.get("layers")
     names = names if isinstance(names, list) and len(names) == len(x_n) else [f"#{i}" for i in range(len(x_n))]
     bad = [f"{n}={v}" for n, v in zip(names, x_n) if not (math.isfinite(v) and v > 0)]
     if bad:
-        raise UserError(f"{path}: X_n must be finite and > 0, got {', '.join(map(str, bad))}")
+        raise UserError(f"{path}: X_n must be finite and > 0, got {', '.join(map(str, bad))}; {X_N_HINT}")
     return [float(v) for v in x_n]
