@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from records import results
+from records import record_file, results
 from tfspike.cli import build_parser, families, main, parse_args
 from tfspike.cli.common import COMMON_FLAGS, RunContext
 
@@ -224,3 +224,34 @@ def test_tensorflow_start_up_notices_are_kept_out_of_the_default_output(tmp_path
     first = [line for line in plain.stderr.splitlines() if line.strip()][:1]
     if first:
         assert first[0].split("]")[-1] in loud.stderr
+
+
+@pytest.mark.parametrize("model_type", FAMILY_TYPES)
+def test_energy_flag_is_common(model_type, capsys):
+    assert parse_args([f"--model_type={model_type}", "--energy"])[0].energy == "45nm_fp32"
+    assert parse_args([f"--model_type={model_type}", "--energy=loihi"])[0].energy == "loihi"
+    assert parse_args([f"--model_type={model_type}"])[0].energy is None
+    with pytest.raises(SystemExit) as e:
+        parse_args([f"--model_type={model_type}", "--energy=abacus"])
+    assert e.value.code == 2 and "unknown energy profile" in capsys.readouterr().err
+
+
+def test_fs_energy_per_neuron_against_the_oracle(tmp_path):
+    """``--model_type=FS --energy``: one FS neuron on the grid — K updates, one AC per spike (mean spikes
+    from the NumPy oracle), ANN twin one MAC; the block, the joules under every profile and the PNG."""
+    from tfspike.energy.profiles import get_profile
+    from tfspike.reference.fs_numpy import forward_post
+
+    assert main(["--model_type=FS", "--K=4", "--init=published", "--epochs=0", "--energy=loihi",
+                 "--logging_dir", str(tmp_path)]) == 0
+    record = results(tmp_path, "FS-swish-K4")
+    fp, energy = record["final_params"], record["energy"]
+    x = np.linspace(-8.0, 12.0, 100000).astype(np.float32)
+    mean_spikes = float(np.mean(forward_post(x, fp["h"], fp["d"], fp["T"])[1], dtype=np.float64))
+    assert energy["profile"] == "loihi" and energy["layers"][0]["spikes"] == pytest.approx(mean_spikes, rel=1e-9)
+    assert energy["per_sample"]["synops"] == pytest.approx(mean_spikes, rel=1e-9)
+    assert energy["per_sample"]["neuron_updates"] == 4 and energy["ann_twin"]["macs"] == 1
+    loihi = get_profile("loihi")
+    assert energy["per_sample"]["joules"] == pytest.approx(mean_spikes * loihi.synop_j + 4 * loihi.neuron_update_j)
+    assert energy["joules_by_profile"]["45nm_fp32"]["ann_twin"] == pytest.approx(4.6e-12)
+    assert os.path.exists(os.path.join(os.path.dirname(record_file(tmp_path, "FS-swish-K4")), "FS-swish-K4_energy.png"))

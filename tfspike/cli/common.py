@@ -88,6 +88,15 @@ def verbosity(s):
     raise argparse.ArgumentTypeError(f"expected 0, 1 or 2, got {s!r}")
 
 
+def energy_profile(s):
+    """``--energy PROFILE``: a registered energy profile name (tfspike.energy.profiles)."""
+    from tfspike.energy.profiles import PROFILES
+
+    if s not in PROFILES:
+        raise argparse.ArgumentTypeError(f"unknown energy profile {s!r} (choose from {', '.join(PROFILES)})")
+    return s
+
+
 def load_value(s):
     """``--load``: ``False``/``no``/empty → None (start fresh); ``True``/``yes`` → True (the run's own
     saved file, where a family has one); anything else → a file path."""
@@ -120,6 +129,11 @@ COMMON_FLAGS = (
                             "it); True = this run's own saved file; False = start fresh")),
     (("--save",), dict(type=str2bool, default=True,
                        help="write the trained model / weights / parameter set into --logging_dir")),
+    (("--energy",), dict(type=energy_profile, nargs="?", const="45nm_fp32", default=None, metavar="PROFILE",
+                         help="count synaptic operations, MACs and neuron updates from the actual spikes on the "
+                              "test data, against the ANN twin, and report energy under PROFILE (45nm_fp32 when "
+                              "given alone; also 45nm_fp16, 45nm_int8, loihi, spinnaker, spinnaker2, cpu, gpu, "
+                              "arm)")),
     (("--resume",), dict(type=str2bool, default=True,
                          help="rerunning an interrupted command continues its training (from the last finished "
                               "epoch) and its run record; False: start over (the interrupted run's backup is "
@@ -130,7 +144,7 @@ COMMON_FLAGS = (
 # What an unset (None) common flag means, shown in --help.
 UNSET_MEANS = {"learning_rate": "the family's recipe", "epochs": "the family's recipe",
                "batch_size": "the family's recipe", "data_dir": "$TFSPIKE_DATA, then download",
-               "verbose": "2 when $CI is set, else 1", "load": "start fresh"}
+               "verbose": "2 when $CI is set, else 1", "load": "start fresh", "energy": "off"}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -341,6 +355,24 @@ class RunContext:
         from tfspike.utils.callbacks import resume_point
 
         return resume_point(self.dir, prefix or self.name)
+
+    def report_energy(self, report, title=None):
+        """``--energy``: log the per-layer table, put the ``energy`` block (per sample, under the chosen
+        profile, plus the joules under every registered profile) into the results and, with ``--plots``,
+        write the ``_energy.png`` bar chart into the record. Returns the block."""
+        from tfspike.energy.profiles import PROFILES
+
+        profile = self.args.energy
+        block = report.to_dict(profile)
+        block["joules_by_profile"] = {name: {"snn": report.joules(name), "ann_twin": report.ann_joules(name)}
+                                      for name in PROFILES}
+        self.results["energy"] = block
+        self.log.info(f"energy ({report.rule}):\n{report.table(profile)}")
+        if self.args.plots:
+            from tfspike.energy.plots import plot_energy
+
+            self.log.info(f"plot: {plot_energy(report, self.record_path('_energy.png'), profile, title or self.record)}")
+        return block
 
     def _write_state(self):
         from tfspike.utils.io import write_json_atomic

@@ -221,6 +221,12 @@ def run(args):
         summary["sampling_spike_stats"] = stats
         log.info(f"FS spikes per neuron during sampling ({args.spike_stats_images} images x "
                  f"{args.plot_diffusion_steps} DDIM steps, EMA network): {stats['spikes_per_neuron']:.4f}")
+    if args.energy:
+        from tfspike.energy import count_ddim
+
+        report = count_ddim(model, num_images=args.spike_stats_images or 16, diffusion_steps=args.plot_diffusion_steps,
+                            seed=args.seed)
+        writer.results["energy"] = context.report_energy(report)
     writer.finish(summary)
     final = writer.results
     log.info(json.dumps({k: final.get(k) for k in ("noise_loss", "image_loss", "kid", "best_epoch", "best_kid")}))
@@ -247,4 +253,10 @@ def evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context):
                "kid": float(logs[kid_name]) if kid_name in logs else None}
     context.log.info(f"evaluation: noise loss {results['val_noise_loss']:.5f}, image loss "
                      f"{results['val_image_loss']:.5f}, {kid_name} {results['kid']}")
+    if context.args.energy:
+        from tfspike.energy import count_ddim
+
+        args = context.args
+        results["energy"] = context.report_energy(count_ddim(model, num_images=args.spike_stats_images or 16,
+                                                             diffusion_steps=args.plot_diffusion_steps, seed=args.seed))
     return context.finish(results)

@@ -99,6 +99,14 @@ def run(args):
     context = RunContext(args, record_name(args.activation, args.K))
     record = evaluate_only(args, args.K, context) if args.epochs == 0 else fit_one(args, args.K, context.log)
     write_outputs(args, args.K, record, context.path, context.record_path, context.log)
+    if args.energy:
+        from tfspike.energy.neuron import count_fs_neuron
+        from tfspike.fs.param_set import FSParams
+
+        fp = record["final_params"]
+        report = count_fs_neuron(FSParams(fp["h"], fp["d"], fp["T"]), tuple(record["config"]["grid"]),
+                                 name=f"{args.activation}_k{args.K}")
+        context.report_energy(report)
     record.update(context.results)
     return context.finish(record)
 

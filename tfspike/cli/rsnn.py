@@ -147,9 +147,21 @@ def run(args):
     resumed_from = context.resumed_from() if epochs > 0 else None
     if resumed_from:
         logger.info(f"resumed from epoch {resumed_from} of {epochs} (backup of the interrupted run)")
+    energy = {}  # --energy: the test evaluation also counts operations, in the same pass
+
+    def evaluate_counting(m, x, y):
+        from tfspike.energy.rsnn import evaluate_and_count
+
+        n = len(x) if args.max_batches is None else min(len(x), args.max_batches * p["test_batch_size"])
+        stats, energy["report"] = evaluate_and_count(m, x[:n], y[:n], batch_size=p["test_batch_size"],
+                                                     jit_compile=args.jit_compile)
+        return stats
+
+    final_evaluation = evaluate_counting if args.energy else None
     if epochs == 0:
         model.compile(jit_compile=args.jit_compile)
-        stats = evaluate(model, *test, p["test_batch_size"], args.max_batches)
+        stats = (final_evaluation(model, *test) if final_evaluation else
+                 evaluate(model, *test, p["test_batch_size"], args.max_batches))
         info = {"best_epoch": None, "epochs_run": 0, "history": []}
     else:
         stats, info = fit_recipe(model, train, val, test, learning_rate=p["learning_rate"], total_epochs=p["epochs"],
@@ -157,7 +169,7 @@ def run(args):
                                  test_batch_size=p["test_batch_size"], clipnorm=p["clipnorm"],
                                  logging_dir=context.dir, prefix=prefix, seed=args.seed,
                                  jit_compile=args.jit_compile, max_batches=args.max_batches, logger=logger,
-                                 verbose=args.verbose)
+                                 verbose=args.verbose, final_evaluation=final_evaluation)
         if args.save:
             save_best_model(model, context.path("_best.keras"))
     context.results.update({
@@ -174,6 +186,8 @@ def run(args):
     logger.info(f"test loss {stats['loss']:.5f}  accuracy {100 * stats['accuracy']:.4f} %  "
                 f"SOP/sample {stats['sop']:.1f}  SOP/step {stats['sop_per_step']:.3f}  "
                 f"firing rate {stats['firing_rate']:.4f}  (best epoch {info.get('best_epoch')})")
+    if args.energy:
+        context.report_energy(energy["report"])
     if args.plots:
         _plots(model, test, info, context, jit_compile=args.jit_compile)
     return context.finish()

@@ -263,6 +263,15 @@ class Run:
                       + (f" (epochs {self.resumed_from + 1}-{a.epochs}; 1-{self.resumed_from} ran before the "
                          f"interruption)" if self.resumed_from else ""))
 
+    def energy(self):
+        """``--energy``: synaptic operations from the actual spikes on the test set, against the ReLU twin.
+        A ReLU run counts the TTFS network it maps to."""
+        from tfspike.energy import count_ttfs
+
+        snn = self.model if self.args.model_type == "SNN" else self.map(self.model)
+        x = self.x_test_snn if self.args.model_type == "SNN" else self.x_test
+        self.context.report_energy(count_ttfs(snn, x, batch_size=self.eval_batch_size()))
+
     # -- saving -------------------------------------------------------------------------------------
     def save(self):
         from tfspike.utils.io import save_model_atomic, save_weights_atomic, write_json_atomic
@@ -352,6 +361,8 @@ def run(args):
         r.results["windows"] = r.model.windows()
         if "agreement_with_relu" in (r.results.get("snn_initial") or {}):
             r.results["agreement_with_relu"] = r.results["snn_initial"]["agreement_with_relu"]
+    if args.energy:
+        r.energy()
     if args.save:
         r.save()
     if args.export:

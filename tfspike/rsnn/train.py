@@ -118,8 +118,12 @@ class EpochEvaluation(keras.callbacks.Callback):
 
 def fit_recipe(model, train, val, test, *, learning_rate, total_epochs, epochs, batch_size, val_batch_size,
                test_batch_size, clipnorm=None, logging_dir="logs", prefix="run", seed=0, jit_compile=True,
-               max_batches=None, logger=None, verbose=1, extra_callbacks=()):
+               max_batches=None, logger=None, verbose=1, extra_callbacks=(), final_evaluation=None):
     """Train ``model`` with the reference protocol; returns ``(test_stats_of_best, info)``.
+
+    ``final_evaluation(model, x, y)`` replaces the closing test evaluation of the best weights (e.g.
+    :func:`tfspike.energy.rsnn.evaluate_and_count`, which also counts operations in the same pass); it
+    returns the stats dict of :func:`evaluate`.
 
     ``train``, ``val``, ``test`` are ``(x, y)`` numpy pairs. ``epochs`` may be smaller than
     ``total_epochs`` (E of the LR schedule). The best-val weights are loaded into ``model`` on return.
@@ -164,7 +168,10 @@ def fit_recipe(model, train, val, test, *, learning_rate, total_epochs, epochs, 
         with warnings.catch_warnings():  # the file also holds optimizer slots of another step count
             warnings.simplefilter("ignore", UserWarning)
             model.load_weights(best_path)
-    stats = evaluate(model, *test, test_batch_size, max_batches)
+    if final_evaluation is not None:
+        stats = final_evaluation(model, *test)
+    else:
+        stats = evaluate(model, *test, test_batch_size, max_batches)
     info = {"best_epoch": ckpt.best_epoch, "best_val_loss": ckpt.best, "epochs_run": len(history.rows) - 1,
             "nan_stop": nan_stop, "history": history.rows, "best_weights": best_path}
     return stats, info
