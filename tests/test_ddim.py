@@ -467,9 +467,16 @@ def test_cli_tiny_run(data_dir, tmp_path, capsys):
 
     assert sha256_file(info["weights_path"]) == info["sha256"]
     # --epochs=0 --load=True evaluates the saved best weights: a second record, nothing trained
-    code, out = _main([a for a in argv if a != "--epochs=2"] + ["--epochs=0", "--load=True"], capsys)
+    code, out = _main([a for a in argv if a != "--epochs=2"] + ["--epochs=0", "--load=True", "--energy"], capsys)
     assert code == 0, out.err
     evaluated = results(tmp_path, prefix)
+    # --energy: FS sites from the sampler's real trajectory (2 images x 2 DDIM steps), against the swish U-Net
+    energy = evaluated["energy"]
+    assert energy["profile"] == "45nm_fp32" and energy["diffusion_steps"] == 2 and energy["num_images"] == 2
+    fs_rows = [row for row in energy["layers"] if row["kind"] == "fs"]
+    assert len(fs_rows) == 7 and sum(row["spikes"] for row in fs_rows) > 0
+    assert 0 < energy["per_sample"]["macs"] < energy["ann_twin"]["macs"]  # spike-fed convs are not MACs
+    assert os.path.exists(record_file(tmp_path, prefix, "_energy.png"))
     assert evaluated["epochs_run"] == 0 and evaluated["loaded"] == str(tmp_path / f"{prefix}_best.weights.h5")
     assert np.isfinite(evaluated["val_noise_loss"]) and np.isfinite(evaluated["kid"])
     assert evaluated["record"].endswith(os.path.join(prefix, "002")) and res["record"].endswith("001")

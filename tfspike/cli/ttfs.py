@@ -80,6 +80,7 @@ class Run:
         self.prefix = f"{args.data_name}-{args.model_name}"
         self.context = RunContext(args, self.prefix)
         self.resumed_from = None  # epochs an interrupted run of this command finished (set before training)
+        self.energy_report = None  # --energy: the counts of the latest SNN evaluation
         self.dir = self.context.dir
         self.log = self.context.log
         self.path = self.context.path
@@ -219,7 +220,9 @@ class Run:
             from tfspike.ttfs import evaluate_ttfs
 
             ref = None if self.reference is None else self.reference.predict_on_batch
-            stats = evaluate_ttfs(self.model, self.x_test_snn, self.y_test, batch_size=bs, reference_logits=ref)
+            stats = evaluate_ttfs(self.model, self.x_test_snn, self.y_test, batch_size=bs, reference_logits=ref,
+                                  energy=bool(a.energy))  # --energy: counted in the same pass
+            self.energy_report = stats.pop("energy", None)
             loss, acc = stats["loss"], stats["accuracy"]
             self.results[f"snn_{when}"] = stats
         self.results[f"test_loss{'' if when == 'final' else '_initial'}"] = float(loss)
@@ -268,9 +271,11 @@ class Run:
         A ReLU run counts the TTFS network it maps to."""
         from tfspike.energy import count_ttfs
 
-        snn = self.model if self.args.model_type == "SNN" else self.map(self.model)
-        x = self.x_test_snn if self.args.model_type == "SNN" else self.x_test
-        self.context.report_energy(count_ttfs(snn, x, batch_size=self.eval_batch_size()))
+        if self.energy_report is None:  # a ReLU run (counts the TTFS network it maps to), or no test evaluation
+            snn = self.model if self.args.model_type == "SNN" else self.map(self.model)
+            x = self.x_test_snn if self.args.model_type == "SNN" else self.x_test
+            self.energy_report = count_ttfs(snn, x, batch_size=self.eval_batch_size())
+        self.context.report_energy(self.energy_report)
 
     # -- saving -------------------------------------------------------------------------------------
     def save(self):

@@ -3,19 +3,23 @@
 import numpy as np
 import tensorflow as tf
 
+from tfspike.energy.ttfs import TTFSCountPlan
 from tfspike.ttfs.base import TTFSSpikingLayer
 from tfspike.ttfs.encoding import TTFSInput
 
 
-def _stats_fn(model):
+def _stats_fn(model, count_plan=None):
+    """The compiled evaluation step; with a :class:`TTFSCountPlan` it also returns the per-layer
+    (spikes, synops) sums of the energy count, from the same forward pass."""
     spiking = model.spiking_layers()
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def step(x):
         r = x
         fired, viol = [], []
+        seen = [count_plan.observe(0, x)] if count_plan is not None else None
         n_input = tf.constant(0.0, tf.float64)
-        for layer in model.layers:
+        for i, layer in enumerate(model.layers):
             if isinstance(layer, TTFSSpikingLayer):
                 r, nf, nv = layer.call_with_stats(r)
                 if nf is not None:
@@ -25,12 +29,20 @@ def _stats_fn(model):
                 r = layer(r, training=False)
                 if isinstance(layer, TTFSInput):
                     n_input = tf.reduce_sum(tf.cast(r > 0, tf.float64))
-        return r, tf.stack(fired), tf.stack(viol), n_input
+            if count_plan is not None:
+                seen.append(count_plan.observe(i + 1, r))
+        out = (r, tf.stack(fired), tf.stack(viol), n_input)
+        return out + (count_plan.layer_counts(seen),) if count_plan is not None else out
 
     return spiking, step
 
 
-def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
+def _stats_energy_fn(model):
+    plan = TTFSCountPlan(model)
+    return plan, _stats_fn(model, plan)
+
+
+def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None, energy=False):
     """Evaluate a :class:`TTFSModel` on arrays in batches; nothing per-sample is stored except logits'
     argmax.
 
@@ -38,12 +50,20 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
         x: inputs as the model takes them; y: integer labels (optional).
         reference_logits: a callable ``batch -> logits`` of the ReLU network (same inputs) for the
             agreement metric, or None.
+        energy: also count spikes, synaptic operations and neuron updates in the same pass
+            (:mod:`tfspike.energy.ttfs`); the result gets ``"energy"``: an
+            :class:`tfspike.energy.EnergyReport` (the same counts as :func:`tfspike.energy.count_ttfs`;
+            call ``.to_dict(profile)`` for the JSON block).
 
     Returns a dict: ``spikes_per_neuron`` (fraction of hidden neurons that fire, averaged over samples),
     ``spikes_per_layer``, ``input_spike_fraction``, ``window_violations``, ``latency``, ``windows``, and
     ``accuracy`` and ``loss`` (cross-entropy from logits) / ``agreement_with_relu`` / ``max_abs_logit_diff`` when labels / reference are given.
     """
-    spiking, step = model.compiled_step("stats", _stats_fn)  # compiled once per model and configure()
+    if energy:
+        count_plan, (spiking, step) = model.compiled_step("stats_energy", _stats_energy_fn)
+        counts = np.zeros((len(count_plan.layers), 2))
+    else:
+        spiking, step = model.compiled_step("stats", _stats_fn)  # compiled once per model and configure()
     n_layer = np.array([l.neurons_per_sample() for l in spiking], dtype=np.float64)
     n_in_per_sample = float(np.prod(model.input_shape[1:]))
     fired = np.zeros(len(spiking))
@@ -51,7 +71,9 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
     n_input, n, correct, agree, max_dz, nll = 0.0, 0, 0, 0, 0.0, 0.0
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
-        logits, f, v, ni = step(tf.convert_to_tensor(xb, dtype=model.layers[0].compute_dtype))
+        logits, f, v, ni, *layer_counts = step(tf.convert_to_tensor(xb, dtype=model.layers[0].compute_dtype))
+        if energy:
+            counts += layer_counts[0].numpy()
         logits = logits.numpy()
         fired += f.numpy()
         viol += v.numpy()
@@ -84,4 +106,6 @@ def evaluate_ttfs(model, x, y=None, batch_size=256, reference_logits=None):
     if reference_logits is not None:
         out["agreement_with_relu"] = agree / n
         out["max_abs_logit_diff"] = max_dz
+    if energy:
+        out["energy"] = count_plan.report(counts, n)
     return out

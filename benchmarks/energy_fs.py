@@ -1,0 +1,94 @@
+"""Cost of FS operation counting relative to a plain evaluation pass, measured in the same process.
+
+    python benchmarks/energy_fs.py                       # the FS-swish CNN and FC2, 2,000 MNIST-shaped images
+    python benchmarks/energy_fs.py --models cnn --n 2000 --batch_size 500 --repeats 5
+
+Models: ``cnn`` is the architecture of ``examples/fs_mnist_cnn.py`` (Conv32-pool-Conv64-pool-Flatten-
+Dense128-Dense10, swish), ``fc2`` is 784-340-10 (swish); both converted with
+``activations_to_fewspike`` to Stöckl's FS-swish (K = 16), random weights, synthetic images in [0, 1]
+with half the pixels zero. The plain pass is the XLA-compiled model call over the batches (outputs
+fetched to NumPy, as ``predict`` does); the counting pass is :meth:`tfspike.energy.fs.FSCounter.count`
+with ``return_outputs=True`` — the same outputs plus every count, so it replaces the evaluation pass.
+Rounds alternate; one line per model: ``ratio_min`` (fastest counting / fastest plain), ``ratio_median``
+and the one-off counter build time (clone, trace and XLA compile). Timings on a shared CPU are noisy.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def build(name):
+    import keras
+
+    inp = keras.Input((28, 28, 1))
+    if name == "cnn":
+        x = keras.layers.Conv2D(32, 3, activation="swish", name="conv1")(inp)
+        x = keras.layers.MaxPooling2D(name="pool1")(x)
+        x = keras.layers.Conv2D(64, 3, activation="swish", name="conv2")(x)
+        x = keras.layers.MaxPooling2D(name="pool2")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(128, activation="swish", name="dense1")(x)
+    elif name == "fc2":
+        x = keras.layers.Flatten(name="flatten")(inp)
+        x = keras.layers.Dense(340, activation="swish", name="dense1")(x)
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+    return keras.Model(inp, keras.layers.Dense(10, name="logits")(x))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="cnn,fc2")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--batch_size", type=int, default=500)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfspike.convert import activations_to_fewspike
+    from tfspike.energy.fs import FSCounter
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (args.n, 28, 28, 1)).astype("float32")
+    x[x < 0.5] = 0.0
+    for name in args.models.split(","):
+        keras.utils.set_random_seed(0)
+        fs_model, _ = activations_to_fewspike(build(name), {"silu": "stoeckl_swish_k16"})
+        plain_fn = tf.function(lambda b: fs_model(b, training=False), jit_compile=True, reduce_retracing=True)
+
+        def plain():
+            return np.concatenate([np.asarray(plain_fn(tf.convert_to_tensor(x[i:i + args.batch_size])))
+                                   for i in range(0, len(x), args.batch_size)])
+
+        t = time.perf_counter()
+        counter = FSCounter(fs_model, jit_compile=True)
+        report, out = counter.count(x, batch_size=args.batch_size, return_outputs=True)
+        build_s = time.perf_counter() - t
+        ref = plain()
+        assert np.allclose(out, ref, atol=1e-4), "the counting pass changed the outputs"
+        plain_t, count_t = [], []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            plain()
+            plain_t.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            counter.count(x, batch_size=args.batch_size, return_outputs=True)
+            count_t.append(time.perf_counter() - t)
+        print(f"{name} n={args.n} batch={args.batch_size} ratio_min={min(count_t) / min(plain_t):.3f} "
+              f"ratio_median={statistics.median(count_t) / statistics.median(plain_t):.3f} "
+              f"plain_s={min(plain_t):.3f} count_s={min(count_t):.3f} counter_build_s={build_s:.1f} "
+              f"synops={report.synops:.0f} macs={report.macs:.0f} ann_macs={report.ann_macs:.0f} "
+              f"ratio_vs_ann_45nm_fp32={report.ratio_vs_ann():.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
