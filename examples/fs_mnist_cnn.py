@@ -44,6 +44,9 @@ def main(argv=None):
     ap.add_argument("--ann_path", default=None,
                     help="reuse this trained ANN (.keras) if it exists, else train and save it there")
     ap.add_argument("--stats_samples", type=int, default=1000, help="test images used for spike statistics")
+    ap.add_argument("--energy", default=None, metavar="PROFILE",
+                    help="also count synops/MACs/neuron updates on the whole test set (tfspike.energy.count_fs, "
+                         "in the evaluation pass) and report energy under PROFILE, e.g. 45nm_fp32 or loihi")
     args = ap.parse_args(argv)
 
     import keras
@@ -92,14 +95,24 @@ def main(argv=None):
     for set_name in [s for s in args.sets.split(",") if s]:
         fs_model, rep = activations_to_fewspike(model, {act_key: set_name},
                                                 data=xte[:args.stats_samples])
-        fs_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        fs_acc = float(fs_model.evaluate(xte, yte, batch_size=500, verbose=0)[1])
+        energy = None
+        if args.energy:  # one pass: the logits for the accuracy and the operation counts
+            from tfspike.energy import count_fs
+
+            report, logits = count_fs(fs_model, xte, batch_size=500, return_outputs=True)
+            fs_acc = float(np.mean(np.argmax(logits, axis=-1) == yte))
+            energy = dict(report.to_dict(args.energy), loihi_joules=report.joules("loihi"),
+                          loihi_ann_joules=report.ann_joules("loihi"))
+            print(report.table(args.energy))
+        else:
+            fs_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+            fs_acc = float(fs_model.evaluate(xte, yte, batch_size=500, verbose=0)[1])
         st = rep["spike_stats"]
         result["fs"][set_name] = {
             "test_accuracy": fs_acc, "n_sites": rep["n_sites"], "n_fs_neurons": rep["n_fs_neurons"],
             "spikes_per_neuron": st["total"]["spikes_per_neuron"],
             "sites": {k: {"spikes_per_neuron": v["spikes_per_neuron"], "input_mean": v["input_mean"],
-                          "input_std": v["input_std"]} for k, v in st["sites"].items()}}
+                          "input_std": v["input_std"]} for k, v in st["sites"].items()}, "energy": energy}
         print(f"FS {set_name}: test accuracy {fs_acc:.4f} (ANN {ann_acc:.4f}), {rep['n_fs_neurons']} FS neurons, "
               f"{st['total']['spikes_per_neuron']:.3f} spikes/neuron on {st['total']['n_samples']} test images")
     os.makedirs(args.logging_dir, exist_ok=True)

@@ -232,6 +232,25 @@ class DiffusionModel(keras.Model):
         return loss, tape.gradient(loss, self.network.trainable_weights)
 
 
+def seeded_trajectories(model, sampling_step, num_images, diffusion_steps, seed=0, batch_size=None):
+    """Run ``sampling_step(noisy_images, diffusion_times) -> (next_noisy_images, extra)`` along the DDIM
+    trajectories of ``num_images`` images from seeded noise (``np.random.default_rng(seed)``, in batches of
+    ``batch_size``) and yield ``extra`` of every step. The spike statistics and the energy counter use it,
+    so both see the same trajectories."""
+    step_size = 1.0 / diffusion_steps
+    gen = np.random.default_rng(seed)
+    batch_size = int(batch_size or num_images)
+    done = 0
+    while done < num_images:
+        b = min(batch_size, num_images - done)
+        noisy = tf.constant(gen.standard_normal((b, model.image_size, model.image_size, model.channels)),
+                            tf.float32)
+        for step in range(diffusion_steps):
+            noisy, extra = sampling_step(noisy, tf.fill((b, 1, 1, 1), 1.0 - step * step_size))
+            yield extra
+        done += b
+
+
 def fs_spike_probe(network):
     """A model ``[noisy, variance] -> [pred_noises, input of each FS layer...]`` and the FS layers
     (in graph order); ``(None, [])`` for a network without FS layers."""
@@ -270,16 +289,8 @@ def sample_fs_spike_stats(model, num_images, diffusion_steps, seed=0, batch_size
         return next_noisy_images, tf.stack(counts)
 
     totals = np.zeros(len(sites), np.float64)
-    gen = np.random.default_rng(seed)
-    done = 0
-    while done < num_images:
-        b = min(batch_size, num_images - done)
-        noisy = tf.constant(gen.standard_normal((b, model.image_size, model.image_size, model.channels)),
-                            tf.float32)
-        for step in range(diffusion_steps):
-            noisy, counts = sampling_step(noisy, tf.fill((b, 1, 1, 1), 1.0 - step * step_size))
-            totals += counts.numpy().astype(np.float64)
-        done += b
+    for counts in seeded_trajectories(model, sampling_step, num_images, diffusion_steps, seed, batch_size):
+        totals += counts.numpy().astype(np.float64)
     per_site, n_total = {}, 0
     calls = num_images * diffusion_steps
     for layer, total in zip(sites, totals):

@@ -25,6 +25,7 @@ Example:
 import numpy as np
 import tensorflow as tf
 
+from tfspike.ddim.diffusion import seeded_trajectories
 from tfspike.energy.fs import FSCounter
 from tfspike.errors import UserError
 
@@ -65,18 +66,10 @@ def count_ddim(model, num_images=16, diffusion_steps=20, seed=0, batch_size=None
         return next_noisy_images, counts
 
     totals = counter.zero_totals()
-    gen = np.random.default_rng(seed)  # the noise of sample_fs_spike_stats(seed=...)
-    batch_size = int(batch_size or num_images)
-    done = 0
-    while done < num_images:
-        b = min(batch_size, num_images - done)
-        noisy = tf.constant(gen.standard_normal((b, model.image_size, model.image_size, model.channels)),
-                            tf.float32)
-        for step in range(diffusion_steps):
-            noisy, counts = sampling_step(noisy, tf.fill((b, 1, 1, 1), 1.0 - step * step_size))
-            for acc, c in zip(totals, counts):
-                acc += np.asarray(c, np.float64)
-        done += b
+    # the trajectories of sample_fs_spike_stats(seed=...)
+    for counts in seeded_trajectories(model, sampling_step, num_images, diffusion_steps, seed, batch_size):
+        for acc, c in zip(totals, counts):
+            acc += np.asarray(c, np.float64)
     return counter.report(totals, num_images, calls_per_sample=diffusion_steps, rule=RULE,
                           meta={"diffusion_steps": diffusion_steps, "num_images": num_images, "seed": seed,
                                 "network": "ema_network"})

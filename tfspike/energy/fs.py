@@ -100,6 +100,11 @@ def _winner_spikes(layer, values, spike_counts):
     channels = values.shape[-1]
 
     def windows(t):
+        """(batch, out_h, out_w, kh·kw, channels): the pooling windows, row-major inside each window."""
+        if (kh, kw) == (sh, sw):  # non-overlapping (the usual pooling): a reshape, no patch convolution
+            oh, ow = t.shape[1] // kh, t.shape[2] // kw
+            t = tf.reshape(t[:, :oh * kh, :ow * kw], [-1, oh, kh, ow, kw, channels])
+            return tf.reshape(tf.transpose(t, [0, 1, 3, 2, 4, 5]), [-1, oh, ow, kh * kw, channels])
         p = tf.image.extract_patches(t, [1, kh, kw, 1], [1, sh, sw, 1], [1, 1, 1, 1], "VALID")
         return tf.reshape(p, tf.concat([tf.shape(p)[:3], [kh * kw, channels]], 0))
 
