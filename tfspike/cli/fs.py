@@ -76,9 +76,6 @@ def check_args(args):
     if args.batch_size is not None:
         raise UserError("--batch_size does not apply to --model_type=FS: each Adam step uses the whole grid "
                         "(full-batch, as the TBPI reference)")
-    if not args.jit_compile:
-        raise UserError("--model_type=FS always runs XLA-compiled fitting loops; --jit_compile=False is not "
-                        "available here")
     if args.start_from and args.init != "best":
         raise UserError("--start_from works with --init=best only")
     if args.start_from and args.load:
@@ -159,11 +156,12 @@ def fit_one(args, K, log):
         if record.get("config", {}).get("K") != K:
             raise UserError(f"{args.start_from} is for K={record.get('config', {}).get('K')}, not K={K}")
         record = pipeline.polish_record(record, args.polish_steps, args.learning_rate, args.seed, log=log.info,
-                                        search_iters=args.search_iters)
+                                        search_iters=args.search_iters, jit_compile=args.jit_compile)
     elif args.load:
         params = _load_params(args, K)
         res = fit_fs(args.activation, K, init=params, grid=args.grid or default_grid(args.activation), steps=args.epochs,
-                     lr=args.learning_rate, seed=args.seed, mode=args.mode, verbose=args.verbose >= 1)
+                     lr=args.learning_rate, seed=args.seed, mode=args.mode, verbose=args.verbose >= 1,
+                     jit_compile=args.jit_compile)
         best = res.params("best")
         record = {"config": dict(res.config, init=params.name), "stages": {},
                   "init_mse": res.init_loss, "final_mse": res.reported_loss, "best_mse": res.best_loss,
@@ -177,7 +175,7 @@ def fit_one(args, K, log):
                               include_dead_h=args.include_dead_h, sigma=args.sigma, grid=args.grid,
                               baselines=tuple(b for b in args.baselines if b != args.init), mode=args.mode,
                               polish_steps=args.polish_steps, search_iters=args.search_iters,
-                              verbose=args.verbose >= 1, log=log.info)
+                              verbose=args.verbose >= 1, log=log.info, jit_compile=args.jit_compile)
     record["seed"] = args.seed
     record["command"] = args.command
     record["seconds"] = timer()

@@ -196,7 +196,8 @@ def run(args):
 def _plots(model, test, info, context, jit_compile=True):
     import tensorflow as tf
 
-    from tfspike.rsnn.plots import plot_spike_raster, plot_training_curves
+    from tfspike.rsnn.plots import plot_spike_raster
+    from tfspike.utils.plots import plot_history
 
     # one compiled graph instead of an eager Python loop over the T steps
     logits, spikes = tf.function(model.forward, jit_compile=jit_compile)(test[0][:1].astype("float32"))
@@ -204,4 +205,7 @@ def _plots(model, test, info, context, jit_compile=True):
     plot_spike_raster(spikes.numpy()[0], context.record_path("_raster.png"),
                       title=f"{context.record} hidden layer, test sample 0", labels=labels, logits=logits.numpy()[0])
     if info.get("history"):
-        plot_training_curves(info["history"], context.record_path("_curves.png"), title=context.record)
+        rows = info["history"]  # the recipe's rows, epoch 0 = untrained
+        keys = sorted({k for row in rows for k in row if k != "epoch"})
+        plot_history({k: [row.get(k) for row in rows] for k in keys}, context.record_path("_curves.png"),
+                     title=context.record, epochs=[row["epoch"] for row in rows], metrics=("loss", "accuracy"))

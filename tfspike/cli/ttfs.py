@@ -375,5 +375,8 @@ def run(args):
     if args.plots and r.results.get("history"):
         from tfspike.utils.plots import plot_history
 
-        r.log.info(f"plot: {plot_history(r.results['history'], r.context.record_path('_curves.png'), title=r.prefix)}")
+        first = (r.resumed_from or 0) + 1  # a resumed run's history starts after the interrupted epochs
+        curves = plot_history(r.results["history"], r.context.record_path("_curves.png"), title=r.context.record,
+                              epochs=range(first, first + r.results["epochs_run"]))
+        r.log.info(f"plot: {curves}")
     return r.context.finish()

@@ -177,7 +177,7 @@ class FSFitter:
     """
 
     def __init__(self, x, y, K, lr=1e-3, voltage_scaling="none", reg_lambda=0.0, chunk=1000,
-                 schedule=None, total_steps=None):
+                 schedule=None, total_steps=None, jit_compile=True):
         self.x = tf.constant(np.asarray(x, np.float32))
         self.y = tf.cast(y, tf.float32)
         self.K = K
@@ -186,9 +186,9 @@ class FSFitter:
         self.schedule = schedule
         self.total_steps = total_steps
         self.loss = _loss_fn(self.x, self.y, check_voltage_scaling(voltage_scaling), reg_lambda)
-        self._loop = tf.function(self._run_chunk, jit_compile=True, reduce_retracing=True)
-        self._step = tf.function(self._one_step, jit_compile=True)
-        self._eval = tf.function(self.loss, jit_compile=True)
+        self._loop = tf.function(self._run_chunk, jit_compile=jit_compile, reduce_retracing=True)
+        self._step = tf.function(self._one_step, jit_compile=jit_compile)
+        self._eval = tf.function(self.loss, jit_compile=jit_compile)
 
     def _lr(self, t):
         if self.schedule is None:
@@ -273,7 +273,7 @@ class FSFitter:
 
 def fit_fs(target="swish", K=8, init="abs_normal", grid=CANONICAL_GRID, steps=20000, lr=1e-3,
            voltage_scaling="none", reg_lambda=0.0, seed=0, log_every=1000, curve_every=200,
-           mode="loop", chunk=1000, fitter=None, name=None, verbose=False):
+           mode="loop", chunk=1000, fitter=None, name=None, verbose=False, jit_compile=True):
     """Fit an FS neuron to ``target`` on ``linspace(*grid)`` with full-batch MSE and TorchAdam.
 
     Args:
@@ -286,6 +286,7 @@ def fit_fs(target="swish", K=8, init="abs_normal", grid=CANONICAL_GRID, steps=20
         seed: seed of random inits (recorded).
         mode: ``"loop"`` (compiled while-loop chunks) or ``"step"`` (compiled step from Python).
         fitter: a prebuilt :class:`FSFitter` to reuse its compiled loop.
+        jit_compile: XLA-compile the fitting loop (False: plain ``tf.function`` graphs, same algorithm).
     Returns:
         :class:`FitResult`.
     """
@@ -297,7 +298,7 @@ def fit_fs(target="swish", K=8, init="abs_normal", grid=CANONICAL_GRID, steps=20
     x = make_grid(grid)
     if fitter is None:
         y = target_tf(target)(tf.constant(x))
-        fitter = FSFitter(x, y, int(K), lr, voltage_scaling, reg_lambda, chunk)
+        fitter = FSFitter(x, y, int(K), lr, voltage_scaling, reg_lambda, chunk, jit_compile=jit_compile)
     theta0 = np.stack(p0.as_tuple())
 
     def progress(done, losses):
@@ -349,7 +350,7 @@ def _spike_patterns(x, params):
 
 
 def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps=0, lr=1e-3,
-             lr_floor=1e-3, seed=0, verbose=False, start_loss=None, search_iters=1000, log=None):
+             lr_floor=1e-3, seed=0, verbose=False, start_loss=None, search_iters=1000, log=None, jit_compile=True):
     """"Beyond the paper" fitting mode: best iterate of a protocol run → (optional cosine-annealed
     Adam polish) → exact-loss pattern search with exact least-squares output weights d.
 
@@ -379,7 +380,7 @@ def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps
               "start_best_loss": start_best}
     if polish_steps > 0:
         fitter = FSFitter(x, y, K, lr, "none", 0.0, chunk=1000, schedule={"floor": lr_floor},
-                          total_steps=polish_steps)
+                          total_steps=polish_steps, jit_compile=jit_compile)
         res = fit_fs(target, K, init=p0.as_tuple(), grid=grid, steps=polish_steps, lr=lr, fitter=fitter,
                      seed=seed, verbose=verbose, name=f"{canonical(target)}_k{K}_polish")
         record.update(polish_reported_loss=res.reported_loss, polish_best_loss=res.best_loss,
@@ -394,7 +395,7 @@ def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps
     final = p2 if l2 < l1 else p1
     record["final_mse"] = min(l1, l2)
     if search_iters > 0:
-        p3, info = pattern_search(final, target, grid, max_iters=search_iters, log=log)
+        p3, info = pattern_search(final, target, grid, max_iters=search_iters, log=log, jit_compile=jit_compile)
         l3 = grid_mse(p3, target, grid)
         record.update(search_iters=info["iterations"], search_loss=l3, search_history=info["history"][::10])
         if l3 < record["final_mse"]:
@@ -407,12 +408,12 @@ def fit_best(target="swish", K=16, start=None, grid=CANONICAL_GRID, polish_steps
     return record
 
 
-def _batched_mse_fn(x, y):
+def _batched_mse_fn(x, y, jit_compile=True):
     """Compiled exact MSE of B parameter sets at once: theta (B, 3, K) → (B,)."""
     x = tf.constant(x)
     y = tf.cast(y, tf.float32)
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def mse(theta):
         out = _batched_forward(x, theta)
         return tf.reduce_mean(tf.square(out - y[None, :]), axis=1)
@@ -430,7 +431,7 @@ def _batched_forward(x, theta):
 
 
 def pattern_search(params, target="swish", grid=CANONICAL_GRID, max_iters=400, step=1e-2, min_step=1e-6,
-                   lsq_every=25, log=None):
+                   lsq_every=25, log=None, jit_compile=True):
     """Exact-loss polish: greedy coordinate pattern search on (h[:K-1], d, T) with the true
     (non-surrogate) MSE, interleaved with the exact least-squares d.
 
@@ -441,7 +442,7 @@ def pattern_search(params, target="swish", grid=CANONICAL_GRID, max_iters=400, s
     """
     x = make_grid(grid)
     y = target_tf(target)(tf.constant(x))
-    mse = _batched_mse_fn(x, y)
+    mse = _batched_mse_fn(x, y, jit_compile)
     theta = np.stack(get_params(params).as_tuple()).astype(np.float32)
     K = theta.shape[1]
     coords = [(r, k) for r in range(3) for k in range(K) if not (r == 0 and k == K - 1)]

@@ -37,7 +37,7 @@ def stage_record(res):
 
 def run(target="swish", K=8, init="tbpi", seed=0, steps=20000, lr=1e-3, select="init_mse",
         per_parameter=False, include_dead_h=True, sigma=0.1, grid=None, baselines=(), mode="loop",
-        polish_steps=0, search_iters=1000, verbose=False, log=print):
+        polish_steps=0, search_iters=1000, verbose=False, log=print, jit_compile=True):
     """Run the TBPI pipeline (or one baseline) and return a JSON-able record.
 
     ``init``: ``"random"`` (stage 1 only: |N(0,1)|/N(0,1) init, §2.1 protocol), ``"gaussian"``
@@ -63,7 +63,7 @@ def run(target="swish", K=8, init="tbpi", seed=0, steps=20000, lr=1e-3, select="
         raise UserError("--init=published needs the swish target and K in 4, 8, 12, 16 "
                         "(the published TBPI trend lines)")
     x = make_grid(grid)
-    fitter = FSFitter(x, target_tf(tname)(tf.constant(x)), K, lr, "none", 0.0, chunk=1000)
+    fitter = FSFitter(x, target_tf(tname)(tf.constant(x)), K, lr, "none", 0.0, chunk=1000, jit_compile=jit_compile)
     seeds = {"stage1": seed, "gaussian_noise": seed + 1}
     record = {"config": {"target": tname, "K": K, "init": init, "steps": steps, "lr": lr, "grid": list(grid),
                          "select": select, "per_parameter": per_parameter, "include_dead_h": include_dead_h,
@@ -105,7 +105,7 @@ def run(target="swish", K=8, init="tbpi", seed=0, steps=20000, lr=1e-3, select="
         log(f"[best] polishing the best iterate of stage {name!r} ({start.best_loss:.7f}): {polish_steps} "
             f"cosine-annealed Adam steps, least-squares d, {search_iters} pattern-search iterations ...")
         best = fit_best(tname, K, start=start, grid=grid, polish_steps=polish_steps, lr=lr, seed=seed,
-                        search_iters=search_iters, log=log)
+                        search_iters=search_iters, log=log, jit_compile=jit_compile)
         best["start_stage"] = name
         params = best.pop("params")
         best["params"] = params.to_dict()
@@ -123,7 +123,7 @@ def run(target="swish", K=8, init="tbpi", seed=0, steps=20000, lr=1e-3, select="
     return record
 
 
-def polish_record(record, polish_steps=0, lr=1e-3, seed=0, log=print, search_iters=1000):
+def polish_record(record, polish_steps=0, lr=1e-3, seed=0, log=print, search_iters=1000, jit_compile=True):
     """Add a ``best`` stage to an existing :func:`run` record: polish the best iterate of its best
     stage (cosine-annealed Adam, then least-squares d) and update the top-level keys."""
     from tfspike.fs.fit import fit_best  # loads TensorFlow
@@ -143,7 +143,8 @@ def polish_record(record, polish_steps=0, lr=1e-3, seed=0, log=print, search_ite
     log(f"[best] polishing the best iterate of stage {name!r} ({st['best_loss']:.7f}): {polish_steps} "
         f"cosine-annealed Adam steps, least-squares d, {search_iters} pattern-search iterations ...")
     best = fit_best(cfg["target"], cfg["K"], start=start, grid=tuple(cfg["grid"]), polish_steps=polish_steps,
-                    lr=lr, seed=seed, start_loss=st["best_loss"], search_iters=search_iters, log=log)
+                    lr=lr, seed=seed, start_loss=st["best_loss"], search_iters=search_iters, log=log,
+                    jit_compile=jit_compile)
     params = best.pop("params")
     best["params"] = params.to_dict()
     best["start_stage"] = name

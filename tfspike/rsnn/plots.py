@@ -1,4 +1,5 @@
-"""Plots for people: a hidden-layer spike raster and the training curves (matplotlib, Agg, PNG)."""
+"""Plots for people: a hidden-layer spike raster (matplotlib, Agg, PNG); the training curves are
+:func:`tfspike.utils.plots.plot_history`."""
 
 import matplotlib
 
@@ -30,26 +31,5 @@ def plot_spike_raster(spikes, path, title="hidden spikes", labels=None, logits=N
         ax2.set_ylabel("class")
         ax2.legend(loc="upper right", fontsize=8)
     axes[-1, 0].set_xlabel("time step")
-    fig.tight_layout()
-    return save_figure_atomic(fig, path, dpi=100)
-
-
-def plot_training_curves(history, path, title="training"):
-    """Loss and accuracy per epoch (train / val / test) from the recipe's JSON history rows."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    epochs = [r["epoch"] for r in history]
-    for metric, ax in (("loss", axes[0]), ("accuracy", axes[1])):
-        for prefix in ("", "val_", "test_"):
-            key = prefix + metric
-            pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
-            if pts:
-                ax.plot(*zip(*pts), marker=".", label=key or metric)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if epochs:
-        axes[0].set_xlim(min(epochs), max(max(epochs), 1))
-    fig.suptitle(title)
     fig.tight_layout()
     return save_figure_atomic(fig, path, dpi=100)

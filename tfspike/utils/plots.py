@@ -1,12 +1,13 @@
 """Plots shared by every family (PNG, written atomically)."""
 
 
-def plot_history(history, path, title="training"):
-    """Loss and accuracy per epoch from a Keras-style history ``{"loss": [...], "val_loss": [...], ...}``.
+def plot_history(history, path, title="training", epochs=None, metrics=None):
+    """Curves per epoch from a Keras-style history ``{"loss": [...], "val_loss": [...], ...}``.
 
-    One panel per metric (``loss``, ``accuracy``, and any other base name), with the train, ``val_`` and
-    ``test_`` curves that are present; ``None`` entries (epochs without that metric) are skipped.
-    Returns ``path``.
+    One panel per base metric (``metrics``, default every base name in ``history``), with the train,
+    ``val_`` and ``test_`` curves that are present; ``None`` entries (epochs without that metric) are
+    skipped. ``epochs``: the epoch number of each entry (default 1, 2, ...; e.g. 0 for an untrained row,
+    or k+1, ... for a run resumed after epoch k). Returns ``path``.
     """
     import matplotlib
 
@@ -15,8 +16,8 @@ def plot_history(history, path, title="training"):
 
     from tfspike.utils.io import save_figure_atomic
 
-    bases = []
-    for key in history:
+    bases = list(metrics or [])
+    for key in history if metrics is None else ():
         base = key.split("_", 1)[1] if key.startswith(("val_", "test_")) else key
         if base not in bases:
             bases.append(base)
@@ -26,7 +27,8 @@ def plot_history(history, path, title="training"):
             values = history.get(prefix + base)
             if values is None:
                 continue
-            points = [(epoch, v) for epoch, v in enumerate(values, start=1) if v is not None]
+            xs = range(1, len(values) + 1) if epochs is None else epochs
+            points = [(epoch, v) for epoch, v in zip(xs, values) if v is not None]
             if points:
                 ax.plot(*zip(*points), marker=".", label=prefix + base)
         ax.set_xlabel("epoch")
