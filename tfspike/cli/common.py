@@ -134,6 +134,15 @@ COMMON_FLAGS = (
                               "test data, against the ANN twin, and report energy under PROFILE (45nm_fp32 when "
                               "given alone; also 45nm_fp16, 45nm_int8, loihi, spinnaker, spinnaker2, cpu, gpu, "
                               "arm)")),
+    (("--preset",), dict(default=None, metavar="NAME",
+                         help="start from the pretrained model NAME of the zoo (its card sets --model_type, the "
+                              "network flags and --load; --epochs defaults to 0 = evaluate it on the test set, "
+                              "--epochs=N fine-tunes it)")),
+    (("--list_presets",), dict(action="store_true", help="print the zoo's presets (name, family, task, test "
+                                                         "metric, size) and exit")),
+    (("--export",), dict(default=None, metavar="DIR",
+                         help="write a TensorFlow SavedModel of the final model to DIR (reloaded without tfspike "
+                              "and checked against the Keras model)")),
     (("--resume",), dict(type=str2bool, default=True,
                          help="rerunning an interrupted command continues its training (from the last finished "
                               "epoch) and its run record; False: start over (the interrupted run's backup is "
@@ -144,7 +153,8 @@ COMMON_FLAGS = (
 # What an unset (None) common flag means, shown in --help.
 UNSET_MEANS = {"learning_rate": "the family's recipe", "epochs": "the family's recipe",
                "batch_size": "the family's recipe", "data_dir": "$TFSPIKE_DATA, then download",
-               "verbose": "2 when $CI is set, else 1", "load": "start fresh", "energy": "off"}
+               "verbose": "2 when $CI is set, else 1", "load": "start fresh", "energy": "off",
+               "preset": "none", "export": "no export"}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -313,6 +323,8 @@ class RunContext:
         self.name = name
         self.record = record_name(name, args.model_type)
         self.dir = prepare_dir(args.logging_dir)
+        if getattr(args, "export", None):  # checked before any training, not after it
+            prepare_dir(os.path.dirname(os.path.abspath(args.export)), "--export")
         command = getattr(args, "command", None) or command_line(sys.argv[1:])
         if not args.resume:
             import shutil
@@ -327,6 +339,8 @@ class RunContext:
         set_seed(args.seed)
         self.results = {"model_type": args.model_type, "seed": args.seed, "command": command,
                         "record": self.run_dir}
+        if getattr(args, "preset", None):
+            self.results["preset"] = args.preset
         self._state = {"command": command, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         if self.continued:
             self._state = dict(_run_state(self.run_dir), status="running")
@@ -373,6 +387,19 @@ class RunContext:
 
             self.log.info(f"plot: {plot_energy(report, self.record_path('_energy.png'), profile, title or self.record)}")
         return block
+
+    def export(self, model, sample):
+        """``--export DIR``: write ``model`` as a SavedModel (:func:`tfspike.export.export`), reloaded in a
+        fresh process without tfspike and compared with the Keras model on ``sample``; the report goes into
+        the results. Returns it."""
+        from tfspike.export import export
+
+        report = export(model, self.args.export, sample=sample)
+        self.results["export"] = report
+        diffs = ", ".join(f"{k} {v:.3g}" for k, v in report["max_abs_diff"].items())
+        self.log.info(f"exported SavedModel to {report['dir']} (signatures {', '.join(report['signatures'])}); "
+                      f"reloaded without tfspike, max |Δ| against the Keras model: {diffs}")
+        return report
 
     def _write_state(self):
         from tfspike.utils.io import write_json_atomic

@@ -104,12 +104,11 @@ def run(args):
     import math
     import time
 
-    import keras
 
     from tfspike.cli.common import set_seed
     from tfspike.ddim import data as ddim_data
     from tfspike.ddim.callbacks import ImageGridCallback, ResultsWriter
-    from tfspike.ddim.diffusion import DiffusionModel, sample_fs_spike_stats
+    from tfspike.ddim.diffusion import sample_fs_spike_stats
     from tfspike.ddim.kid import INCEPTION_LABEL, inception_encoder, offline_encoder, offline_label
     from tfspike.ddim.unet import activation_sites, fs_layers, neurons_per_image
     from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
@@ -127,14 +126,14 @@ def run(args):
         reps = args.dataset_repetitions or 1
         train_ds = ddim_data.image_pipeline(xtr, args.batch_size, reps, shuffle=True, seed=args.seed)
         val_ds = ddim_data.image_pipeline(xte, args.batch_size, 1, shuffle=False)
-        image_size, channels = 32, args.channels
+        image_size, channels = image_shape(args)
         steps_full = (len(xtr) * reps) // args.batch_size
         val_full = len(xte) // args.batch_size
         adapt_data = ddim_data.image_pipeline(xtr, min(1000, len(xtr)), 1, shuffle=False)
     else:
         reps = args.dataset_repetitions or 5
         train_ds, val_ds = ddim_data.flowers_pipelines(args.batch_size, args.image_size, reps, seed=args.seed)
-        image_size, channels = args.image_size, 3
+        image_size, channels = image_shape(args)
         steps_full = val_full = None
         adapt_data = train_ds.take(math.ceil(6551 / args.batch_size))
 
@@ -160,12 +159,9 @@ def run(args):
     set_seed(args.seed)  # the classifier may or may not have trained: same DDIM init either way
 
     # -- model -------------------------------------------------------------------------------
-    model = DiffusionModel(image_size, channels, args.widths, args.block_depth, args.activation, args.fs_params,
-                           args.voltage_scaling, ema=args.ema, kid_diffusion_steps=args.kid_diffusion_steps,
-                           kid_encoder=encoder, kid_name=kid_name, seed=args.seed)
+    model = build_model(args, image_size, channels, encoder, kid_name)
     model.normalizer.adapt(adapt_data)
-    model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=args.weight_decay),
-                  jit_compile=args.jit_compile)
+    compile_model(model, args)
     trainable, non_trainable = count_parameters(model.network)
     n_fs = len(fs_layers(model.network))
     structure = {"trainable_params": trainable, "non_trainable_params": non_trainable,
@@ -231,6 +227,42 @@ def run(args):
     final = writer.results
     log.info(json.dumps({k: final.get(k) for k in ("noise_loss", "image_loss", "kid", "best_epoch", "best_kid")}))
     return context.finish(final)
+
+
+def build_model(args, image_size, channels, encoder=None, kid_name=None):
+    """The :class:`~tfspike.ddim.diffusion.DiffusionModel` of the flags (uncompiled, normaliser not adapted)."""
+    from tfspike.ddim.diffusion import DiffusionModel
+
+    return DiffusionModel(image_size, channels, args.widths, args.block_depth, args.activation, args.fs_params,
+                          args.voltage_scaling, ema=args.ema, kid_diffusion_steps=args.kid_diffusion_steps,
+                          kid_encoder=encoder, kid_name=kid_name, seed=args.seed)
+
+
+def compile_model(model, args):
+    """AdamW with ``--learning_rate`` and ``--weight_decay``; the model's own noise/image losses."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=args.weight_decay),
+                  jit_compile=args.jit_compile)
+    return model
+
+
+def image_shape(args):
+    """``(image_size, channels)`` of the flags: offline datasets are 32×32 with ``--channels``."""
+    return (32, args.channels) if args.data_name != "FLOWERS" else (args.image_size, 3)
+
+
+def preset_model(args, compile=True):
+    """The model of a ``--preset`` (``tfspike.zoo.load``): built from the card's flags, its weights
+    (normaliser, network, EMA network) loaded; no KID extractor attached (``main.py --preset`` builds one
+    for the evaluation)."""
+    import numpy as np
+
+    image_size, channels = image_shape(args)
+    model = build_model(args, image_size, channels)
+    model.normalizer.adapt(np.zeros((2, image_size, image_size, channels), "float32"))  # builds it; weights follow
+    load_weights_file(model, args.load)
+    return compile_model(model, args) if compile else model
 
 
 def load_weights_file(model, path):

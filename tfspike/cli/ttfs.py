@@ -7,7 +7,7 @@ training data, SNN checkpoints, atomic files, a results JSON, SavedModel export.
 
 import os
 
-from tfspike.cli.common import (RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int, prepare_dir,
+from tfspike.cli.common import (RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int,
                                 str2bool)
 from tfspike.errors import UserError
 
@@ -57,7 +57,6 @@ def add_arguments(p):
                    help="evaluation batch size (default max(batch_size, 256); results do not depend on it)")
     g.add_argument("--steps_per_execution", type=positive_int, default=32,
                    help="training steps per compiled call (amortises per-step overhead; same results)")
-    g.add_argument("--export", default=None, metavar="DIR", help="write a TensorFlow SavedModel here")
 
 
 def validate(args):
@@ -68,8 +67,50 @@ def validate(args):
         raise UserError("--latency_quantiles is not implemented (the reference parses it but never uses it)")
     if args.weight_bits and not args.w_min < args.w_max:
         raise UserError(f"--w_min must be < --w_max, got {args.w_min} >= {args.w_max}")
-    if args.export:  # checked before any training, not after it
-        prepare_dir(os.path.dirname(os.path.abspath(args.export)), "--export")
+
+
+def load_snn(path, args, hint=""):
+    """A TTFS SNN from a ``.keras`` model or an ``_snn.weights.h5`` file (built from ``args``' model and data
+    names)."""
+    from tfspike.ttfs import TTFSModel
+    from tfspike.utils.files import RERUN, check_file, load_keras_model, load_weights_file
+
+    hint = hint or RERUN
+    if path.endswith(".weights.h5"):
+        from tfspike.models.ttfs_zoo import build_snn_model
+
+        check_file(path, "SNN weight", hint)
+        model = build_snn_model(args.model_name, args.data_name, dtype=args.dtype, input_is="value")
+        load_weights_file(model, path, f"{args.model_name} SNN weight", hint)
+        return model
+    return load_keras_model(path, "SNN model", hint, expected=TTFSModel)
+
+
+def compile_model(model, args):
+    """The family's optimiser, loss (sparse categorical cross-entropy on logits) and accuracy metric."""
+    import keras
+
+    from tfspike.models.ttfs_zoo import make_optimizer
+
+    model.compile(optimizer=make_optimizer(args.model_name, args.learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=args.jit_compile,
+                  steps_per_execution=args.steps_per_execution)
+    return model
+
+
+def preset_model(args, compile=True):
+    """The model of a ``--preset`` (``tfspike.zoo.load``): an SNN preset's ``.keras`` / ``_snn.weights.h5``
+    file, a ReLU preset's weights; compiled as :func:`run` compiles it."""
+    if args.model_type == "SNN":
+        model = load_snn(args.load, args)
+    else:
+        from tfspike.io.keras2_h5 import load_relu_weights
+        from tfspike.models.ttfs_zoo import build_relu_model
+
+        model = build_relu_model(args.model_name, args.data_name, dtype=args.dtype)
+        load_relu_weights(model, args.load, "ReLU weight")
+    return compile_model(model, args) if compile else model
 
 
 class Run:
@@ -159,19 +200,7 @@ class Run:
                              weight_bits=a.weight_bits, w_min=a.w_min, w_max=a.w_max)
 
     def load_snn(self, path, hint=""):
-        from tfspike.ttfs import TTFSModel
-        from tfspike.utils.files import RERUN, check_file, load_keras_model, load_weights_file
-
-        hint = hint or RERUN
-        if path.endswith(".weights.h5"):
-            from tfspike.models.ttfs_zoo import build_snn_model
-
-            check_file(path, "SNN weight", hint)
-            model = build_snn_model(self.args.model_name, self.args.data_name, dtype=self.args.dtype,
-                                    input_is="value")
-            load_weights_file(model, path, f"{self.args.model_name} SNN weight", hint)
-        else:
-            model = load_keras_model(path, "SNN model", hint, expected=TTFSModel)
+        model = load_snn(path, self.args, hint)
         self.log.info(f"loaded SNN from {path}")
         return model
 
@@ -194,14 +223,7 @@ class Run:
         self.log.info(f"windows from measured X_n: latency {self.model.latency():.1f}")
 
     def compile(self):
-        import keras
-
-        from tfspike.models.ttfs_zoo import make_optimizer
-
-        self.model.compile(optimizer=make_optimizer(self.args.model_name, self.args.learning_rate),
-                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                           metrics=["accuracy"], jit_compile=self.args.jit_compile,
-                           steps_per_execution=self.args.steps_per_execution)
+        compile_model(self.model, self.args)
 
     # -- evaluation ---------------------------------------------------------------------------------
     def eval_batch_size(self):
@@ -341,8 +363,9 @@ def run(args):
     r.compile()
     from tfspike.utils.models import count_parameters
 
+    r.results["parameters"] = count_parameters(r.model)[0]
     r.log.info(f"{args.model_type} {args.model_name} on {args.data_name}: "
-               f"{count_parameters(r.model)[0]:,} trainable parameters")
+               f"{r.results['parameters']:,} trainable parameters")
     r.resumed_from = r.context.resumed_from(r.context.record) if args.epochs > 0 else None
     r.results["resumed_from"] = r.resumed_from
     if r.resumed_from:  # the model is restored inside fit(): an "initial" evaluation now would be the fresh one
