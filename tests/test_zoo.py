@@ -63,7 +63,7 @@ def test_preset_evaluates_to_the_training_runs_accuracy_and_the_card_records_it(
     assert "tiny_fc2" in zoo.list_presets() and "tiny_fc2" in zoo.list_presets("TTFS")
     card = zoo.card("tiny_fc2")
     assert card["training"]["commands"] == [p["trained"]["command"]] and card["training"]["seed"] == 3
-    assert card["parameters"] == p["trained"]["parameters"] == 784 * 340 + 340 + 340 * 10 + 10
+    assert card["parameters"] == p["trained"]["params"] == 784 * 340 + 340 + 340 * 10 + 10
     logs = str(tmp_path / "eval")
     common = [a for a in p["common"] if not a.startswith("--logging_dir")] + [f"--logging_dir={logs}"]
     assert _main("--preset=tiny_fc2", *common) == 0  # --epochs defaults to 0: evaluate only

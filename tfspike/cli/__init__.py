@@ -96,7 +96,7 @@ def fetch_preset_files(args, log=print):
 
     from tfspike.zoo.registry import preset_files
 
-    t0 = time.perf_counter()
+    t0 = args.preset_load_started = time.perf_counter()
     paths = preset_files(args.preset)
     for dest in pending:
         setattr(args, dest, paths[dest])

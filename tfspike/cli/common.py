@@ -427,6 +427,16 @@ class RunContext:
         return 0
 
 
+def loaded_message(args, path, what=""):
+    """``loaded <what> from <path>``, plus, in a ``--preset`` run, the load time (files checked, model
+    built, weights loaded)."""
+    text = f"loaded {what + ' from ' if what else ''}{path}"
+    started = getattr(args, "preset_load_started", None)
+    if started is not None:
+        text += f" (preset {args.preset} loaded in {time.perf_counter() - started:.2f} s)"
+    return text
+
+
 def command_line(argv):
     """The command as typed (``python main.py ...``), for the results record."""
     import shlex

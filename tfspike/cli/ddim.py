@@ -11,7 +11,7 @@ and ``cache/`` (the offline KID classifier). Rerunning the same command resumes 
 
 import os
 
-from tfspike.cli.common import RunContext, fraction, nonneg_int, positive_float, positive_int
+from tfspike.cli.common import RunContext, fraction, loaded_message, nonneg_int, positive_float, positive_int
 from tfspike.ddim.choices import ACTIVATIONS, FS_PARAM_SETS
 from tfspike.errors import UserError
 
@@ -65,6 +65,9 @@ def add_arguments(parser):
     g.add_argument("--plot_diffusion_steps", type=positive_int, default=20)
     g.add_argument("--plot_images", type=nonneg_int, default=18,
                    help="images in the per-epoch PNG grid (0: none; --plots=False: none)")
+    g.add_argument("--kid_classifier", default=None, metavar="FILE",
+                   help="offline KID classifier weights (.weights.h5, e.g. a run's cache/ file or a preset's) "
+                        "instead of training one")
     g.add_argument("--kid_classifier_epochs", type=positive_int, default=3)
     g.add_argument("--kid_classifier_samples", type=nonneg_int, default=0,
                    help="training images for the offline KID classifier (0: all)")
@@ -92,6 +95,8 @@ def check_args(args):
                                 f"preset name (searched: ${PRESETS_ENV} and the package), got {args.fs_params!r}")
         elif not os.path.exists(args.fs_params):
             raise UserError(f"FS parameter file not found: {args.fs_params}")
+    if args.kid_classifier and (args.data_name == "FLOWERS" or args.kid_extractor == "inception"):
+        raise UserError("--kid_classifier is the offline KID classifier of --data_name=FMNIST/MNIST")
     size = 32 if args.data_name != "FLOWERS" else args.image_size
     factor = 2 ** (len(args.widths) - 1)
     if size % factor:
@@ -152,7 +157,7 @@ def run(args):
                                             os.path.join(context.dir, "cache"),
                                             epochs=args.kid_classifier_epochs, seed=args.seed,
                                             max_train_samples=n_clf, log=log.info,
-                                            verbose=2 if args.verbose else 0)
+                                            verbose=2 if args.verbose else 0, weights_file=args.kid_classifier)
         kid_name = offline_label(args.data_name)
     log.info(f"KID features: {kid_name} ({int(encoder.output.shape[-1])}-d); "
              + ("not comparable with Inception KIDs" if kind == "offline" else "InceptionV3 ImageNet, 75x75"))
@@ -182,8 +187,8 @@ def run(args):
     load = context.path("_best.weights.h5") if args.load is True else args.load  # True: this run's saved weights
     if load:
         load_weights_file(model, load)
-        log.info(f"loaded {load}")
-    extra = {"prefix": prefix, "kid_extractor": kid_name, "kid_extractor_info": kid_info, "structure": structure,
+        log.info(loaded_message(args, load))
+    extra = {"prefix": prefix, "params": trainable, "kid_extractor": kid_name, "kid_extractor_info": kid_info, "structure": structure,
              "steps_per_epoch": steps, "validation_batches": val_steps, "loaded": load or None, **context.results}
     if args.epochs == 0:
         return evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context)

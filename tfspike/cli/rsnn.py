@@ -4,13 +4,14 @@
     python main.py --model_type=BRF --data_name=ECG --epochs=30                         # 30 of 400 epochs
     python main.py --model_type=BRF --data_name=ECG --load ../shared/golden/brf/ecg_brf.npz --epochs=0
     python main.py --model_type=BRF --data_name=PSMNIST --load ps.npz --permutation perm.npy --epochs=0
+    python main.py --model_type=BRF --data_name=ECG --load ../shared/golden/brf/pt/ecg_brf.pt --epochs=0  # torch file
 
 Writes ``<logging_dir>/<DATA>-<model_type>_results.json`` (test loss, accuracy, SOP per sample, SOP per
 step, firing rate of the best-validation weights), the best model (``_best.keras``), the history, the
 TensorBoard logs and two PNGs (training curves, spike raster).
 """
 
-from tfspike.cli.common import RunContext, nonneg_float, nonneg_int, positive_int, str2bool
+from tfspike.cli.common import RunContext, loaded_message, nonneg_float, nonneg_int, positive_int, str2bool
 from tfspike.errors import UserError
 from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_overrides
 from tfspike.rsnn.tasks import TASKS
@@ -39,7 +40,9 @@ def add_arguments(parser):
                         "(default: 50 for ALIF on (P)S-MNIST as the reference, else 0)")
     g.add_argument("--surrogate", default="custom_gradient", choices=("custom_gradient", "fgi"),
                    help="double-Gaussian surrogate form (identical gradients)")
-    g.add_argument("--permutation", default=None, help="PS-MNIST: .npy with the 784-step permutation")
+    g.add_argument("--permutation", default=None,
+                   help="PS-MNIST: the 784-step permutation, a .npy (as saved next to a model), .txt or the "
+                        "reference's *_permuted_idx.pt")
     g.add_argument("--perm_seed", type=nonneg_int, default=0, help="PS-MNIST permutation seed")
     g.add_argument("--reference_binning", type=str2bool, default=True, help="SHD: Yin et al. binning quirks")
     g.add_argument("--max_batches", type=positive_int, default=None,
@@ -83,11 +86,12 @@ def _overrides(args):
 
 
 def load_model_file(path, neuron, task, overrides):
-    """A model from ``.keras`` / ``.weights.h5`` / reference ``.npz``."""
+    """A model from ``.keras`` / ``.weights.h5`` / a reference checkpoint (PyTorch ``.pt``/``.pth``, read
+    without PyTorch, or its ``.npz`` export)."""
     from tfspike.errors import WeightMismatchError
     from tfspike.rsnn.model import RSNN
     from tfspike.rsnn.presets import build_rsnn
-    from tfspike.rsnn.reference_io import import_reference_npz
+    from tfspike.rsnn.reference_io import TORCH_SUFFIXES, import_reference
     from tfspike.utils.files import RERUN, check_file, load_keras_model, load_weights_file
 
     check_file(path, f"{neuron} model", RERUN)
@@ -98,12 +102,25 @@ def load_model_file(path, neuron, task, overrides):
                                       f"give --model_type={model.neuron} or another --load file")
         return model
     model = build_rsnn(neuron, task, **overrides)
-    if path.endswith(".npz"):
-        import_reference_npz(model, path)
+    if path.endswith((".npz",) + TORCH_SUFFIXES):
+        import_reference(model, path)
     elif path.endswith(".weights.h5"):
         load_weights_file(model, path, f"{neuron} {task} weight", RERUN)
     else:
-        raise UserError(f"--load expects a .keras, .weights.h5 or reference .npz file, got {path}")
+        raise UserError(f"--load expects a .keras, .weights.h5 or reference .pt/.npz file, got {path}")
+    return model
+
+
+def preset_model(args, compile=True):
+    """The model of a ``--preset`` (``tfspike.zoo.load``): the card's checkpoint (``.keras``, ``.weights.h5`` or a
+    reference ``.pt``/``.npz``) in the network its flags describe, compiled as :func:`run` compiles it (the
+    model's own loss and metrics)."""
+    from tfspike.surrogates.double_gaussian import DoubleGaussian
+
+    overrides = dict(_overrides(args), surrogate=DoubleGaussian(form=args.surrogate))
+    model = load_model_file(args.load, args.model_type, args.data_name, overrides)
+    if compile:
+        model.compile(jit_compile=args.jit_compile)
     return model
 
 
@@ -128,7 +145,7 @@ def run(args):
     load = context.path("_best.keras") if args.load is True else args.load  # True: this run's saved model
     if load:
         model = load_model_file(load, neuron, task, overrides)
-        logger.info(f"loaded {load}")
+        logger.info(loaded_message(args, load))
     else:
         model = build_rsnn(neuron, task, **overrides)
     train, val, test, extra = load_task(args)

@@ -7,8 +7,8 @@ training data, SNN checkpoints, atomic files, a results JSON, SavedModel export.
 
 import os
 
-from tfspike.cli.common import (RunContext, Timer, fraction, nonneg_float, nonneg_int, positive_int,
-                                str2bool)
+from tfspike.cli.common import (RunContext, Timer, fraction, loaded_message, nonneg_float, nonneg_int,
+                                positive_int, str2bool)
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("SNN", "ReLU")
@@ -201,7 +201,7 @@ class Run:
 
     def load_snn(self, path, hint=""):
         model = load_snn(path, self.args, hint)
-        self.log.info(f"loaded SNN from {path}")
+        self.log.info(loaded_message(self.args, path, "SNN"))
         return model
 
     def map(self, relu_model):
@@ -363,9 +363,9 @@ def run(args):
     r.compile()
     from tfspike.utils.models import count_parameters
 
-    r.results["parameters"] = count_parameters(r.model)[0]
+    r.results["params"] = count_parameters(r.model)[0]
     r.log.info(f"{args.model_type} {args.model_name} on {args.data_name}: "
-               f"{r.results['parameters']:,} trainable parameters")
+               f"{r.results['params']:,} trainable parameters")
     r.resumed_from = r.context.resumed_from(r.context.record) if args.epochs > 0 else None
     r.results["resumed_from"] = r.resumed_from
     if r.resumed_from:  # the model is restored inside fit(): an "initial" evaluation now would be the fresh one

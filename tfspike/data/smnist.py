@@ -4,7 +4,8 @@ Each image is read pixel by pixel, row-major: ``x.reshape(N, 784, 1) / 255`` (ra
 [0, 1], no normalisation, no spike coding), T = 784, I = 1. PS-MNIST applies one fixed permutation
 along time to every split: ``x'[:, t] = x[:, perm[t]]`` with
 ``perm = np.random.RandomState(perm_seed).permutation(784)`` (default ``perm_seed = 0``, first entries
-693, 85, 647, 392, ...), or an explicit permutation (e.g. the ``.npy`` saved next to a model).
+693, 85, 647, 392, ...), or an explicit permutation (e.g. the ``.npy`` saved next to a model, or the
+reference's ``*_permuted_idx.pt``, which uses the same convention: ``x[permuted_idx]`` along time).
 """
 
 import os
@@ -13,6 +14,7 @@ import numpy as np
 
 from tfspike.data.images import load_image_dataset
 from tfspike.errors import UserError
+from tfspike.io.torch_pt import read_permutation_pt
 from tfspike.utils.files import check_file, file_error, read_npy
 
 STEPS = 784
@@ -25,10 +27,13 @@ def ps_mnist_permutation(perm_seed=0):
 
 
 def load_permutation(path):
-    """A permutation of 0..783 from a ``.npy`` (or ``.txt``, one integer per line) file, validated."""
+    """A permutation of 0..783 from a ``.npy``, a PyTorch ``.pt`` (the reference's ``*_permuted_idx.pt``,
+    read without PyTorch) or a ``.txt`` (one integer per line) file, validated."""
     path = os.fspath(path)
     if path.endswith(".npy"):
         perm = read_npy(path, "permutation", PERMUTATION_HINT)
+    elif path.endswith((".pt", ".pth")):
+        perm = read_permutation_pt(path)
     else:
         check_file(path, "permutation", PERMUTATION_HINT)
         try:

@@ -153,20 +153,35 @@ def classifier(image_size, channels=1, num_classes=10, feature_dims=128):
 
 
 def offline_encoder(dataset, x_train, y_train, x_test, y_test, cache_dir, epochs=3, batch_size=128, seed=0,
-                    feature_dims=128, max_train_samples=None, log=print, verbose=1):
+                    feature_dims=128, max_train_samples=None, log=print, verbose=1, weights_file=None):
     """The offline KID extractor: train (or load from ``cache_dir``) the classifier; return
     ``(encoder, info)``, where ``encoder`` maps images to the ``feature_dims``-d penultimate features.
 
     Images are float32 in [0, 1], shape ``(N, S, S, C)``. The cache holds
     ``<label>-e<epochs>-n<samples>-s<seed>.weights.h5`` and a JSON with its SHA-256 and test accuracy;
     a weight file whose hash does not match its JSON is retrained (atomically replaced).
+    ``weights_file`` (e.g. a preset's) is used instead of the cache: KIDs computed with the same
+    classifier file are comparable across machines (retraining is not bitwise reproducible everywhere).
     """
     image_size, channels = int(x_train.shape[1]), int(x_train.shape[-1])
     n = len(x_train) if max_train_samples is None else min(len(x_train), int(max_train_samples))
     label = offline_label(dataset, feature_dims)
+    model = classifier(image_size, channels, int(np.max(y_train)) + 1, feature_dims)
+    if weights_file is not None:
+        from tfspike.utils.files import load_weights_file
+
+        load_weights_file(model, weights_file, f"{label} KID classifier weight",
+                          "give a .weights.h5 from a DDIM run's cache/ folder")
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        _, acc = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
+        info = {"label": label, "dataset": dataset, "feature_dims": feature_dims, "test_accuracy": float(acc),
+                "weights": os.path.basename(weights_file), "sha256": sha256_file(weights_file)}
+        log(f"{label}: classifier {weights_file} (sha256 {info['sha256'][:12]}…, test accuracy {acc:.4f})")
+        encoder = keras.Model(model.inputs, model.get_layer("features").output, name=f"{label}_encoder")
+        encoder.trainable = False
+        return encoder, dict(info, weights_path=weights_file)
     stem = os.path.join(cache_dir, f"{label}-{image_size}x{channels}-e{epochs}-n{n}-s{seed}")
     weights_path, info_path = stem + ".weights.h5", stem + ".json"
-    model = classifier(image_size, channels, int(np.max(y_train)) + 1, feature_dims)
     info = None
     if os.path.exists(weights_path) and os.path.exists(info_path):
         with open(info_path) as f:

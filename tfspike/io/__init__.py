@@ -1,5 +1,6 @@
-"""Weight-file readers: legacy Keras 2 ``.h5`` files (``tfspike.io.keras2_h5``) and a dispatcher over
-Keras 3 ``.weights.h5`` / ``.keras`` / Keras 2 ``.h5`` (:func:`load_relu_weights`).
+"""Weight-file readers: legacy Keras 2 ``.h5`` files (``tfspike.io.keras2_h5``), a dispatcher over
+Keras 3 ``.weights.h5`` / ``.keras`` / Keras 2 ``.h5`` (:func:`load_relu_weights`), and PyTorch ``.pt``
+checkpoints read without PyTorch by a restricted unpickler (``tfspike.io.torch_pt``).
 
 Names are loaded lazily (PEP 562): importing ``tfspike.io`` loads neither h5py nor TensorFlow.
 """
@@ -11,6 +12,9 @@ _EXPORTS = {
     "CIFAR10VGG_SIZE": "tfspike.io.keras2_h5",
     "load_keras2_h5": "tfspike.io.keras2_h5",
     "load_relu_weights": "tfspike.io.keras2_h5",
+    "read_pt": "tfspike.io.torch_pt",
+    "state_dict_arrays": "tfspike.io.torch_pt",
+    "read_permutation_pt": "tfspike.io.torch_pt",
 }
 
 

@@ -3,7 +3,7 @@ readout, the benchmark RSNN with its presets, and the reference training recipes
 
 Modules: ``neurons`` (the neuron registry, TensorFlow-free), ``tasks`` (task shapes), ``presets``
 (presets, recipes, :func:`build_rsnn`), ``model`` (:class:`RSNN`, truncated-BPTT schedule),
-``reference_io`` (reference ``.npz`` checkpoints), ``brf`` / ``alif`` / ``readout`` (the cells),
+``reference_io`` (reference ``.pt`` / ``.npz`` checkpoints), ``brf`` / ``alif`` / ``readout`` (the cells),
 ``base`` (cell and sequence-layer base classes), ``engines`` (the time loops), ``metrics``,
 ``train``, ``plots``. Names are loaded lazily: ``import tfspike.rsnn.neurons`` does not load
 TensorFlow.
@@ -23,7 +23,7 @@ _EXPORTS = {
     "LICell": "tfspike.rsnn.readout", "LIReadout": "tfspike.rsnn.readout",
     "RSNN": "tfspike.rsnn.model", "tbptt_chunks": "tfspike.rsnn.model",
     "build_rsnn": "tfspike.rsnn.presets", "preset": "tfspike.rsnn.presets", "recipe": "tfspike.rsnn.presets",
-    "import_reference_npz": "tfspike.rsnn.reference_io",
+    "import_reference": "tfspike.rsnn.reference_io", "import_reference_npz": "tfspike.rsnn.reference_io",
     "TASKS": "tfspike.rsnn.tasks",
     "NeuronFlag": "tfspike.rsnn.neurons", "NeuronSpec": "tfspike.rsnn.neurons",
     "register_neuron": "tfspike.rsnn.neurons", "unregister_neuron": "tfspike.rsnn.neurons",

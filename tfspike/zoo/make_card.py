@@ -118,21 +118,22 @@ def main(argv=None):
         last = runs[-1]
         info["training"] = {"commands": [r["command"] for r in runs], "seed": last.get("seed"),
                             "train_seconds": sum(float(r.get("train_seconds") or 0) for r in runs) or None}
-        if args.training_note:
-            info["training"]["note"] = args.training_note
         info["versions"] = last.get("versions")
-        if "parameters" not in info and last.get("parameters") is not None:
-            info["parameters"] = last["parameters"]
+        if "parameters" not in info and last.get("params") is not None:
+            info["parameters"] = last["params"]
+    if args.training_note:
+        info.setdefault("training", {})["note"] = args.training_note
     if args.evaluation:
         res = _read(args.evaluation)
         info["metrics"] = _metrics(info["family"], res)
         info["evaluation"] = {"command": res.get("command"), "versions": res.get("versions")}
+        info.setdefault("versions", res.get("versions"))  # presets trained elsewhere: the evaluating versions
         if res.get("energy"):
             e = res["energy"]
             info["energy"] = {k: e[k] for k in ("profile", "per_sample", "ann_twin", "ratio_vs_ann") if k in e}
             if "joules_by_profile" in e:
                 info["energy"]["joules_by_profile"] = e["joules_by_profile"]
-        params = res.get("parameters") or res.get("trainable_parameters")
+        params = res.get("params")
         if params is not None:
             info["parameters"] = params
     write_json_atomic(path, info)
