@@ -1,14 +1,17 @@
 """Walk-through: train a ReLU network, convert it to its exact TTFS twin, check, fine-tune, export.
 
     python examples/convert_pretrained.py --data_dir ../shared/data [--epochs 2] [--train_samples 60000]
+    python examples/convert_pretrained.py --data_name MNIST --save logs/CNN_mnist_snn.keras   # the zoo's ttfs_cnn_mnist
 
-1. Train a small VGG_BN-style ReLU network on Fashion-MNIST. BatchNorm sits *after* each ReLU, as in
+1. Train a small VGG_BN-style ReLU network on Fashion-MNIST (or MNIST). BatchNorm sits *after* each ReLU, as in
    geifmany/cifar-vgg, so the converter has to fold it forward (bias maps, sign-aware pooling).
 2. Convert with ``tfspike.convert.relu_to_ttfs``. The SNN takes the same inputs (pixels/255) and
    encodes them as input spike times itself; its logits are those of the ReLU network.
 3. Check: identical test predictions (float32) and the float64 check the converter ran.
 4. Fine-tune the SNN for one epoch at lr 1e-6 (the paper's fine-tuning step), windows grow as needed.
 5. Export a TensorFlow SavedModel (``model.export``), reload it and check its outputs.
+6. ``--save FILE.keras``: keep the fine-tuned SNN; ``main.py --model_type=SNN --model_name=CNN_<any>
+   --data_name=<same> --load=FILE.keras`` evaluates (``--epochs=0``) or fine-tunes it.
 """
 
 import argparse
@@ -27,6 +30,9 @@ from tfspike.data.images import load_image_dataset  # noqa: E402
 from tfspike.data.pipeline import make_dataset  # noqa: E402
 from tfspike.ttfs import evaluate_ttfs  # noqa: E402
 from tfspike.ttfs.windows import measure_x_n  # noqa: E402
+from tfspike.utils.io import save_model_atomic, write_json_atomic  # noqa: E402
+from tfspike.utils.models import count_parameters  # noqa: E402
+from tfspike.utils.versions import library_versions  # noqa: E402
 
 
 def vgg_bn_small(n_classes=10, bn_momentum=0.9):
@@ -48,17 +54,17 @@ def vgg_bn_small(n_classes=10, bn_momentum=0.9):
     return keras.Sequential(layers, name="fmnist_vgg_bn")
 
 
-def load_fmnist(data_dir, train_samples=None):
-    (x_train, y_train), (x_test, y_test) = load_image_dataset("FMNIST", data_dir)
+def load_images(data_dir, train_samples=None, data_name="FMNIST"):
+    (x_train, y_train), (x_test, y_test) = load_image_dataset(data_name, data_dir)
     prep = lambda x: (x.astype("float32") / 255.0)[..., None]  # noqa: E731  input range (p, q) = (0, 1)
     x_train, y_train = prep(x_train)[:train_samples], y_train[:train_samples]
     return (x_train, y_train), (prep(x_test), y_test)
 
 
 def run(data_dir, epochs=2, train_samples=None, batch_size=128, finetune_lr=1e-6, seed=0, export_dir=None,
-        verbose=1):
+        verbose=1, data_name="FMNIST", save=None):
     keras.utils.set_random_seed(seed)
-    (x_train, y_train), (x_test, y_test) = load_fmnist(data_dir, train_samples)
+    (x_train, y_train), (x_test, y_test) = load_images(data_dir, train_samples, data_name)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     results = {"train_samples": len(x_train)}
 
@@ -107,6 +113,10 @@ def run(data_dir, epochs=2, train_samples=None, batch_size=128, finetune_lr=1e-6
     results["finetune_seconds"] = time.perf_counter() - t0
     _, results["snn_test_accuracy_after_finetune"] = snn.evaluate(make_dataset(x_test, y_test, 1000), verbose=0)
     results["latency_after_finetune"] = snn.latency()
+    results["params"] = count_parameters(snn)[0]
+    if save:
+        save_model_atomic(snn, save)
+        results["saved"] = save
 
     # 5. SavedModel export (serving endpoint "serve"), reloaded without tfspike's Python classes
     export_dir = export_dir or tempfile.mkdtemp(prefix="ttfs_savedmodel_")
@@ -126,9 +136,20 @@ def main(argv=None):
     ap.add_argument("--batch_size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--export_dir", default=None)
+    ap.add_argument("--data_name", default="FMNIST", choices=("FMNIST", "MNIST"))
+    ap.add_argument("--save", default=None, metavar="FILE.keras", help="keep the fine-tuned SNN here")
+    ap.add_argument("--results", default=None, metavar="FILE.json",
+                    help="write the results (with the command, seed and versions) here")
     args = ap.parse_args(argv)
     r = run(args.data_dir, args.epochs, args.train_samples, args.batch_size, seed=args.seed,
-            export_dir=args.export_dir, verbose=2)
+            export_dir=args.export_dir, verbose=2, data_name=args.data_name, save=args.save)
+    if args.results:
+        import shlex
+        import sys
+
+        r.update(command=shlex.join(["python", "examples/convert_pretrained.py", *(argv or sys.argv[1:])]),
+                 seed=args.seed, versions=library_versions(), x_n=None)
+        write_json_atomic(args.results, r)
     for k, v in r.items():
         print(f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}")
     same = r["prediction_disagreements"] == 0

@@ -467,9 +467,15 @@ def test_cli_tiny_run(data_dir, tmp_path, capsys):
 
     assert sha256_file(info["weights_path"]) == info["sha256"]
     # --epochs=0 --load=True evaluates the saved best weights: a second record, nothing trained
-    code, out = _main([a for a in argv if a != "--epochs=2"] + ["--epochs=0", "--load=True", "--energy"], capsys)
+    code, out = _main([a for a in argv if a != "--epochs=2"] + ["--epochs=0", "--load=True", "--energy",
+                                                                 f"--kid_classifier={info['weights_path']}",
+                                                                 f"--export={tmp_path / 'saved'}"], capsys)
     assert code == 0, out.err
     evaluated = results(tmp_path, prefix)
+    # the given KID classifier is used as is; --export wrote the generation and denoiser signatures
+    assert evaluated["kid_extractor_info"]["sha256"] == info["sha256"]
+    assert sorted(evaluated["export"]["signatures"]) == ["denoise", "generate"]
+    assert max(evaluated["export"]["max_abs_diff"].values()) <= 1e-5
     # --energy: FS sites from the sampler's real trajectory (2 images x 2 DDIM steps), against the swish U-Net
     energy = evaluated["energy"]
     assert energy["profile"] == "45nm_fp32" and energy["diffusion_steps"] == 2 and energy["num_images"] == 2

@@ -235,9 +235,12 @@ def test_cli_shd_on_synthetic_hdf5(tmp_path):
     out = tmp_path / "logs"
     rc = main(["--model_type=BRF", "--data_name=SHD", "--data_dir", str(tmp_path), "--epochs=1", "--batch_size=4",
                "--val_batch_size=4", "--test_batch_size=4", "--jit_compile=false", "--verbose=0", "--plots=false",
-               "--logging_dir", str(out)])
+               "--logging_dir", str(out), "--export", str(tmp_path / "saved")])
     res = results(out, "SHD-BRF")
     assert rc == 0 and res["params"] == 108820 and res["epochs_run"] == 1
+    # --export: the serving signature, reloaded without tfspike, gave the Keras outputs
+    assert sorted(res["export"]["signatures"]["serve"]["outputs"]) == ["last_logits", "logits", "spike_count"]
+    assert max(res["export"]["max_abs_diff"].values()) <= 1e-5
     assert res["recipe"]["learning_rate"] == 0.075 and res["recipe"]["epochs"] == 20
     assert res["recipe"]["tbptt"] == 0
     # the reported test metrics are those of the best-val weights: recount them by hand with NumPy

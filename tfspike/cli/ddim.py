@@ -228,6 +228,8 @@ def run(args):
         report = count_ddim(model, num_images=args.spike_stats_images or 16, diffusion_steps=args.plot_diffusion_steps,
                             seed=args.seed)
         writer.results["energy"] = context.report_energy(report)
+    if args.export:  # the writer keeps its own results dict
+        summary["export"] = export(model, context)
     writer.finish(summary)
     final = writer.results
     log.info(json.dumps({k: final.get(k) for k in ("noise_loss", "image_loss", "kid", "best_epoch", "best_kid")}))
@@ -296,4 +298,13 @@ def evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context):
         args = context.args
         results["energy"] = context.report_energy(count_ddim(model, num_images=args.spike_stats_images or 16,
                                                              diffusion_steps=args.plot_diffusion_steps, seed=args.seed))
+    if context.args.export:
+        results["export"] = export(model, context)
     return context.finish(results)
+
+
+def export(model, context):
+    """``--export DIR``: the generation and denoiser signatures, checked without tfspike on 4 images."""
+    args = context.args
+    if args.export:
+        return context.export(model, {"seed": args.seed, "num_images": 4, "diffusion_steps": args.plot_diffusion_steps})

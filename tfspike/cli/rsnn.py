@@ -207,6 +207,8 @@ def run(args):
         context.report_energy(energy["report"])
     if args.plots:
         _plots(model, test, info, context, jit_compile=args.jit_compile)
+    if args.export:
+        context.export(model, test[0][:16].astype("float32"))
     return context.finish()
 
 

@@ -38,7 +38,9 @@ def _data_name(s):
 
 def add_arguments(p):
     g = p.add_argument_group("TTFS (--model_type SNN | ReLU)")
-    g.add_argument("--model_name", default="FC2", help="contains FC2 or VGG; BN in a VGG name selects BatchNorm")
+    g.add_argument("--model_name", default="FC2",
+                   help="contains FC2 or VGG (BN in a VGG name selects BatchNorm), or CNN: a converted conv net "
+                        "given by --load=FILE.keras")
     g.add_argument("--data_name", type=_data_name, default="MNIST", help="MNIST | FMNIST | CIFAR10 | CIFAR100")
     g.add_argument("--testing", type=str2bool, default=True, help="evaluate on the test set before/after training")
     g.add_argument("--noise", type=nonneg_float, default=0.0, help="spike-time noise std (τ_c)")
@@ -62,7 +64,12 @@ def add_arguments(p):
 def validate(args):
     from tfspike.models.ttfs_zoo import architecture
 
-    architecture(args.model_name)  # raises for names without FC2/VGG
+    if architecture(args.model_name) == "CNN":  # raises for names without FC2/VGG/CNN
+        from tfspike.models.ttfs_zoo import CONVERTED_HINT
+
+        if args.model_type != "SNN" or not (isinstance(args.load, str) and args.load.endswith(".keras")):
+            raise UserError(f"--model_name={args.model_name} needs --model_type=SNN and --load=<file>.keras: "
+                            f"{CONVERTED_HINT}")
     if args.latency_quantiles != 0:
         raise UserError("--latency_quantiles is not implemented (the reference parses it but never uses it)")
     if args.weight_bits and not args.w_min < args.w_max:
@@ -330,19 +337,9 @@ class Run:
                       f"{stats['agreement_with_relu'] * 100:.2f} %")
 
     def export(self):
-        import numpy as np
-        import tensorflow as tf
-
-        d = self.args.export
-        self.model.export(d, format="tf_saved_model", verbose=False)
+        """``--export DIR``: the SavedModel of the final model, checked without tfspike on test inputs."""
         x = (self.x_test_snn if self.args.model_type == "SNN" else self.x_test)[:64]
-        loaded = tf.saved_model.load(d)  # keep a reference: serve() needs its variables alive
-        served = loaded.serve(tf.constant(x))
-        diff = float(np.abs(np.asarray(served) - self.model.predict(x, verbose=0)).max())
-        self.results["export"] = {"dir": d, "max_abs_diff": diff}
-        self.log.info(f"exported SavedModel to {d}; max |Δ| against the Keras model {diff:.3g}")
-        if diff > 1e-5:
-            raise UserError(f"exported SavedModel differs from the Keras model (max |Δ| {diff:.3g})")
+        self.context.export(self.model, x)
 
 
 def run(args):

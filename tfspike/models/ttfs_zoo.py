@@ -22,13 +22,26 @@ INPUT_RANGES = {"MNIST": (0.0, 1.0), "FMNIST": (0.0, 1.0), "CIFAR10": (-3.0, 3.0
 L2 = 5e-4
 
 
+CONVERTED_HINT = ("a CNN model is any convolutional TTFS network made by tfspike.convert.relu_to_ttfs: give it "
+                  "as --load=<file>.keras (e.g. examples/convert_pretrained.py --save)")
+
+
 def architecture(model_name):
-    """'FC2' or 'VGG' from a model name such as ``FC2_example`` or ``VGG_BN_example``."""
-    if "FC2" in model_name:
-        return "FC2"
-    if "VGG" in model_name:
-        return "VGG"
-    raise UserError(f"--model_name must contain FC2 or VGG, got {model_name!r}")
+    """'FC2', 'VGG' or 'CNN' from a model name such as ``FC2_example``, ``VGG_BN_example`` or ``CNN_mnist``.
+
+    'CNN' names a converted convolutional network (:func:`tfspike.convert.relu_to_ttfs`) that is loaded
+    from its ``.keras`` file, never built from the name.
+    """
+    for arch in ("FC2", "VGG", "CNN"):
+        if arch in model_name:
+            return arch
+    raise UserError(f"--model_name must contain FC2, VGG or CNN, got {model_name!r}")
+
+
+def buildable(model_name):
+    """Raise for names whose network only comes from a file (CNN)."""
+    if architecture(model_name) == "CNN":
+        raise UserError(f"--model_name={model_name} cannot be built from its name; {CONVERTED_HINT}")
 
 
 def uses_bn(model_name):
@@ -87,6 +100,7 @@ def build_relu_model(model_name, data_name, dtype=None, dropout=None):
         dropout: None (no dropout, as the reference's builder with rate 0) or "cifar-vgg" (the
             rates and places of geifmany/cifar-vgg).
     """
+    buildable(model_name)
     arch = architecture(model_name)
     hidden_init, out_init, reg = recipe(model_name)
     n_cls = NUM_CLASSES[data_name]
@@ -136,6 +150,7 @@ def build_snn_model(model_name, data_name, dtype=None, input_is="time", noise=0.
     """The TTFS SNN of the zoo (never has BN: "BN" in the name only selects the recipe and the mapping
     source). The input is the input spike time t⁽⁰⁾ = 1 − u (``input_is="time"``, the reference's
     convention) or the ReLU network's input (``input_is="value"``)."""
+    buildable(model_name)
     arch = architecture(model_name)
     hidden_init, out_init, reg = recipe(model_name)
     n_cls = NUM_CLASSES[data_name]

@@ -4,6 +4,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 
 
@@ -26,6 +27,40 @@ def atomic_path(path, suffix=""):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a fresh empty folder next to ``path``; on success it takes the place of ``path``.
+
+    A folder already at ``path`` is moved aside, the new one renamed in and the old one deleted, so
+    ``path`` never holds a half-written tree (a SavedModel, say). On an exception the temporary
+    folder is removed and ``path`` is left as it was. The new folder gets the usual permissions
+    (``0o777`` less the umask), not the private ``0o700`` of :func:`tempfile.mkdtemp`.
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
+    try:
+        yield tmp
+        if os.path.isdir(path) and not os.path.islink(path):
+            old = tmp + ".old"
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except OSError:
+                os.rename(old, path)  # put the previous folder back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _suffix(path):
