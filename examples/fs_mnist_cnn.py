@@ -6,7 +6,8 @@ Few-Spike neurons without retraining, and compare ANN and FS test accuracy and s
     python examples/fs_mnist_cnn.py --dataset=mnist --activation=relu --sets=relu_k10
 
 Architecture (spec fs.md D7): Conv32(3x3)-pool-Conv64(3x3)-pool-Flatten-Dense128-Dense10, Adam,
-batch 128, seeded. Writes ``<logging_dir>/fs_cnn_<dataset>_<activation>.json``.
+batch 128, seeded (``tfspike.fs.networks``; ``main.py --model_type=FS --network cnn`` trains, saves and
+evaluates the same network). Writes ``<logging_dir>/fs_cnn_<dataset>_<activation>.json``.
 """
 
 import argparse
@@ -16,20 +17,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def build_cnn(activation):
-    import keras
-
-    inp = keras.Input((28, 28, 1))
-    x = keras.layers.Conv2D(32, 3, activation=activation, name="conv1")(inp)
-    x = keras.layers.MaxPooling2D(name="pool1")(x)
-    x = keras.layers.Conv2D(64, 3, activation=activation, name="conv2")(x)
-    x = keras.layers.MaxPooling2D(name="pool2")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(128, activation=activation, name="dense1")(x)
-    out = keras.layers.Dense(10, name="logits")(x)
-    return keras.Model(inp, out)
 
 
 def main(argv=None):
@@ -52,31 +39,30 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from tfspike.convert import activations_to_fewspike
     from tfspike.data.images import load_image_dataset
     from tfspike.data.paths import data_dir_from
+    from tfspike.data.preprocess import ttfs_preprocess
+    from tfspike.fs.networks import build_cnn, compile_classifier, evaluate_ann, evaluate_fs_network, fs_network
 
     keras.utils.set_random_seed(args.seed)
     shared = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
     data_dir = data_dir_from(args.data_dir) or (shared if os.path.isdir(shared) else None)
-    (xtr, ytr), (xte, yte) = load_image_dataset("MNIST" if args.dataset == "mnist" else "FMNIST", data_dir)
-    xtr = (xtr.astype("float32") / 255.0)[..., None]
-    xte = (xte.astype("float32") / 255.0)[..., None]
+    data_name = "MNIST" if args.dataset == "mnist" else "FMNIST"
+    (xtr, ytr), (xte, yte) = load_image_dataset(data_name, data_dir)
+    xtr, xte = ttfs_preprocess(data_name, xtr), ttfs_preprocess(data_name, xte)  # x/255 with a channel axis
     t0 = time.perf_counter()
     if args.ann_path and os.path.exists(args.ann_path):
         model = keras.saving.load_model(args.ann_path)
         print(f"loaded the trained ANN from {args.ann_path}")
     else:
-        model = build_cnn(args.activation)
-        model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        model = compile_classifier(build_cnn(args.activation), 1e-3)
         model.fit(xtr, ytr, batch_size=128, epochs=args.epochs, verbose=2)
         if args.ann_path:
             from tfspike.utils.io import save_model_atomic
 
             save_model_atomic(model, args.ann_path)
     train_s = time.perf_counter() - t0
-    ann_acc = float(model.evaluate(xte, yte, batch_size=500, verbose=0)[1])
+    ann_acc = evaluate_ann(model, xte, yte)["accuracy"]
     # per-site max pre-activation (a drop of FS-ReLU usually means pre-activations above alpha)
     pre = {}
     for name in ("conv1", "conv2", "dense1"):
@@ -91,28 +77,23 @@ def main(argv=None):
               "ann_test_accuracy": ann_acc, "train_seconds": train_s, "max_preactivation": pre, "fs": {},
               "command": "python examples/fs_mnist_cnn.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(f"ANN ({args.activation}) test accuracy {ann_acc:.4f}")
-    act_key = "silu" if args.activation == "swish" else "relu"
     for set_name in [s for s in args.sets.split(",") if s]:
-        fs_model, rep = activations_to_fewspike(model, {act_key: set_name},
-                                                data=xte[:args.stats_samples])
-        energy = None
-        if args.energy:  # one pass: the logits for the accuracy and the operation counts
-            from tfspike.energy import count_fs
-
-            report, logits = count_fs(fs_model, xte, batch_size=500, return_outputs=True)
-            fs_acc = float(np.mean(np.argmax(logits, axis=-1) == yte))
-            energy = dict(report.to_dict(args.energy), loihi_joules=report.joules("loihi"),
+        fs_model, rep = fs_network(model, set_name, calibration=xte[:args.stats_samples], activation=args.activation)
+        # one pass over the whole test set: the logits, the spikes and (--energy) the operation counts
+        ev = evaluate_fs_network(fs_model, xte, yte, energy_profile=args.energy)
+        fs_acc, energy = ev["accuracy"], None
+        if args.energy:
+            report = ev["energy_report"]
+            energy = dict(ev["energy"], loihi_joules=report.joules("loihi"),
                           loihi_ann_joules=report.ann_joules("loihi"))
             print(report.table(args.energy))
-        else:
-            fs_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-            fs_acc = float(fs_model.evaluate(xte, yte, batch_size=500, verbose=0)[1])
         st = rep["spike_stats"]
         result["fs"][set_name] = {
             "test_accuracy": fs_acc, "n_sites": rep["n_sites"], "n_fs_neurons": rep["n_fs_neurons"],
             "spikes_per_neuron": st["total"]["spikes_per_neuron"],
             "sites": {k: {"spikes_per_neuron": v["spikes_per_neuron"], "input_mean": v["input_mean"],
-                          "input_std": v["input_std"]} for k, v in st["sites"].items()}, "energy": energy}
+                          "input_std": v["input_std"]} for k, v in st["sites"].items()}, "energy": energy,
+            "test_spikes_per_neuron": ev["spikes_per_neuron"]}
         print(f"FS {set_name}: test accuracy {fs_acc:.4f} (ANN {ann_acc:.4f}), {rep['n_fs_neurons']} FS neurons, "
               f"{st['total']['spikes_per_neuron']:.3f} spikes/neuron on {st['total']['n_samples']} test images")
     os.makedirs(args.logging_dir, exist_ok=True)
