@@ -12,8 +12,8 @@ MNIST / Fashion-MNIST, convert it to FS neurons and evaluate it (spikes, energy)
 import argparse
 import os
 
-from tfspike.cli.common import (RunContext, Timer, csv_list, nonneg_int, positive_float, positive_int, prepare_dir,
-                                str2bool)
+from tfspike.cli.common import (RunContext, Timer, csv_list, loaded_message, nonneg_int, positive_float, positive_int,
+                                prepare_dir, str2bool)
 from tfspike.ddim.choices import fs_params_name
 from tfspike.errors import UserError
 from tfspike.fs.pipeline import INITS, PAPER_TABLE  # these modules load no TensorFlow at import
@@ -477,7 +477,7 @@ def run_network(args):
     train_seconds = {"ann": 0.0, "fs": 0.0}
     if fs_model is not None:
         results["loaded"] = load_path
-        log.info(f"loaded the FS network {load_path} (FS set {set_name})")
+        log.info(loaded_message(args, load_path, f"the FS network (FS set {set_name})"))
     else:
         ann = networks.compile_classifier(networks.build_cnn("swish", xtr.shape[1:], num_classes),
                                           args.learning_rate, jit_compile=args.jit_compile)

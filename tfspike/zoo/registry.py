@@ -153,6 +153,12 @@ def headline_metric(info):
     return key, f"{m[key]:.4g}"
 
 
+def _number(value):
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def presets_table(markdown=False):
     """The preset table of ``--list_presets`` (plain text) or README (``markdown=True``)."""
     rows = []
@@ -163,10 +169,11 @@ def presets_table(markdown=False):
         energy = info.get("energy") or {}
         ratio = energy.get("ratio_vs_ann")
         rows.append([n, info["family"], f"{info['task']} ({info['dataset']})", f"{label} {value}",
-                     "—" if spikes is None else f"{spikes:,.4g}", "—" if ratio is None else f"{ratio:.3g}",
+                     _number(spikes), "—" if ratio is None else f"{ratio:.3g}",
                      f"{info['parameters']:,}", _size(info), "download" if any(
                          "url" in e for e in info["files"].values()) else "package"])
-    head = ["preset", "family", "task", "test metric", "spikes/neuron or SOP/sample", "energy SNN/ANN (45 nm)",
+    head = ["preset", "family", "task", "test metric", "spikes per neuron (TTFS, FS) or SOP per sample (RSNN)",
+            "energy SNN/ANN (45 nm fp32)",
             "parameters", "size", "weights"]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
