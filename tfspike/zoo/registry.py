@@ -168,7 +168,8 @@ def presets_table(markdown=False):
         spikes = info["metrics"].get("spikes_per_neuron", info["metrics"].get("sop_per_sample"))
         energy = info.get("energy") or {}
         ratio = energy.get("ratio_vs_ann")
-        rows.append([n, info["family"], f"{info['task']} ({info['dataset']})", f"{label} {value}",
+        task = f"{info['task']} ({info['dataset']})" if markdown else info["dataset"]  # the terminal is narrow
+        rows.append([n, info["family"], task, f"{label} {value}",
                      _number(spikes), "—" if ratio is None else f"{ratio:.3g}",
                      f"{info['parameters']:,}", _size(info), "download" if any(
                          "url" in e for e in info["files"].values()) else "package"])
@@ -179,6 +180,7 @@ def presets_table(markdown=False):
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(["`" + r[0] + "`"] + r[1:]) + " |" for r in rows]
         return "\n".join(lines)
+    head[2:5] = ["task", "test metric", "spikes/neuron or SOP/sample"]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head)] + [fmt.format(*r) for r in rows])
