@@ -6,6 +6,7 @@ The shipped presets are checked against their cards in ``tests/test_zoo_presets.
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -56,7 +57,7 @@ def use_presets(tiny_preset, monkeypatch, tmp_path):
     return tiny_preset
 
 
-def test_preset_evaluates_to_the_training_runs_accuracy_and_the_card_records_it(use_presets, tmp_path):
+def test_preset_evaluates_to_the_training_runs_accuracy_and_the_card_records_it(use_presets, tmp_path, capsys):
     p = use_presets
     from tfspike import zoo
 
@@ -67,6 +68,7 @@ def test_preset_evaluates_to_the_training_runs_accuracy_and_the_card_records_it(
     logs = str(tmp_path / "eval")
     common = [a for a in p["common"] if not a.startswith("--logging_dir")] + [f"--logging_dir={logs}"]
     assert _main("--preset=tiny_fc2", *common) == 0  # --epochs defaults to 0: evaluate only
+    assert re.search(r"preset tiny_fc2 loaded in \d+\.\d\d s", capsys.readouterr().out)
     evaluated = results(logs, "MNIST-FC2_tiny-SNN")
     assert evaluated["preset"] == "tiny_fc2" and evaluated["epochs"] == 0
     assert evaluated["test_accuracy"] == p["trained"]["test_accuracy"]  # the saved file is the trained model
@@ -82,6 +84,16 @@ def test_preset_evaluates_to_the_training_runs_accuracy_and_the_card_records_it(
     pred = np.argmax(model.predict(x, verbose=0), axis=-1)
     assert np.mean(pred == data["y_test"]) == pytest.approx(card["metrics"]["test_accuracy"], abs=1e-9)
     assert model.compiled_loss is not None or model.loss is not None
+
+
+def test_preset_fine_tunes_with_epochs(use_presets, tmp_path):
+    p = use_presets
+    logs = str(tmp_path / "tune")
+    common = [a for a in p["common"] if not a.startswith("--logging_dir")] + [f"--logging_dir={logs}"]
+    assert _main("--preset=tiny_fc2", "--epochs=1", "--lr=1e-3", *common) == 0
+    tuned = results(logs, "MNIST-FC2_tiny-SNN")
+    assert tuned["preset"] == "tiny_fc2" and tuned["epochs"] == 1 and len(tuned["history"]["loss"]) == 1
+    assert tuned["test_accuracy_initial"] == p["trained"]["test_accuracy"]  # started from the preset's weights
 
 
 def test_list_presets_prints_the_table(use_presets, capsys):

@@ -427,13 +427,14 @@ class RunContext:
         return 0
 
 
-def loaded_message(args, path, what=""):
-    """``loaded <what> from <path>``, plus, in a ``--preset`` run, the load time (files checked, model
-    built, weights loaded)."""
+def loaded_message(args, path, what="", started=None, seconds=None):
+    """``loaded <what> from <path>``, plus, in a ``--preset`` run, its load time: the file check and the
+    model's build and load, from ``started`` (``time.perf_counter()`` before it) to now, or ``seconds``."""
     text = f"loaded {what + ' from ' if what else ''}{path}"
-    started = getattr(args, "preset_load_started", None)
-    if started is not None:
-        text += f" (preset {args.preset} loaded in {time.perf_counter() - started:.2f} s)"
+    checked = getattr(args, "preset_files_seconds", None)
+    if checked is not None and (started is not None or seconds is not None):
+        seconds = time.perf_counter() - started if seconds is None else seconds
+        text += f" (preset {args.preset} loaded in {checked + seconds:.2f} s)"
     return text
 
 

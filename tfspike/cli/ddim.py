@@ -186,8 +186,9 @@ def run(args):
                  os.path.join(context.dir, "backup", f"{prefix}_best.weights.h5"))
     load = context.path("_best.weights.h5") if args.load is True else args.load  # True: this run's saved weights
     if load:
+        started = time.perf_counter()
         load_weights_file(model, load)
-        log.info(loaded_message(args, load))
+        log.info(loaded_message(args, load, started=started))
     extra = {"prefix": prefix, "params": trainable, "kid_extractor": kid_name, "kid_extractor_info": kid_info, "structure": structure,
              "steps_per_epoch": steps, "validation_batches": val_steps, "loaded": load or None, **context.results}
     if args.epochs == 0:

@@ -460,7 +460,9 @@ def run_network(args):
     num_classes = NUM_CLASSES
     fs_model = ann = None
     if args.load:
+        load_started = Timer()
         fs_model, load_path, set_name = _load_network(args, xte.shape[1:], num_classes)
+        load_seconds = load_started()
     else:
         set_name = args.fs_set.name
     context = RunContext(args, network_record_name(args.network, args.data_name, set_name))
@@ -477,7 +479,8 @@ def run_network(args):
     train_seconds = {"ann": 0.0, "fs": 0.0}
     if fs_model is not None:
         results["loaded"] = load_path
-        log.info(loaded_message(args, load_path, f"the FS network (FS set {set_name})"))
+        log.info(loaded_message(args, load_path, f"the FS network (FS set {set_name})",
+                                seconds=load_seconds))
     else:
         ann = networks.compile_classifier(networks.build_cnn("swish", xtr.shape[1:], num_classes),
                                           args.learning_rate, jit_compile=args.jit_compile)

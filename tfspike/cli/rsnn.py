@@ -11,6 +11,8 @@ step, firing rate of the best-validation weights), the best model (``_best.keras
 TensorBoard logs and two PNGs (training curves, spike raster).
 """
 
+import time
+
 from tfspike.cli.common import RunContext, loaded_message, nonneg_float, nonneg_int, positive_int, str2bool
 from tfspike.errors import UserError
 from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_overrides
@@ -144,8 +146,9 @@ def run(args):
         raise UserError(f"--epochs={epochs} exceeds the schedule's E={p['epochs']}; raise --full_epochs too")
     load = context.path("_best.keras") if args.load is True else args.load  # True: this run's saved model
     if load:
+        started = time.perf_counter()
         model = load_model_file(load, neuron, task, overrides)
-        logger.info(loaded_message(args, load))
+        logger.info(loaded_message(args, load, started=started))
     else:
         model = build_rsnn(neuron, task, **overrides)
     train, val, test, extra = load_task(args)

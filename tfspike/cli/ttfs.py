@@ -6,6 +6,7 @@ training data, SNN checkpoints, atomic files, a results JSON, SavedModel export.
 """
 
 import os
+import time
 
 from tfspike.cli.common import (RunContext, Timer, fraction, loaded_message, nonneg_float, nonneg_int,
                                 positive_int, str2bool)
@@ -207,8 +208,9 @@ class Run:
                              weight_bits=a.weight_bits, w_min=a.w_min, w_max=a.w_max)
 
     def load_snn(self, path, hint=""):
+        started = time.perf_counter()
         model = load_snn(path, self.args, hint)
-        self.log.info(loaded_message(self.args, path, "SNN"))
+        self.log.info(loaded_message(self.args, path, "SNN", started))
         return model
 
     def map(self, relu_model):
