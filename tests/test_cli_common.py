@@ -36,7 +36,8 @@ def test_families_come_from_the_modules_model_types():
 def test_every_family_lists_the_same_common_flags_with_one_meaning():
     expected = {kw.get("dest", flags[0].lstrip("-")): (flags, kw["help"]) for flags, kw in COMMON_FLAGS}
     assert {"learning_rate", "epochs", "batch_size", "seed", "data_dir", "logging_dir", "verbose", "jit_compile",
-            "plots", "load", "save", "resume", "energy", "preset", "list_presets", "export"} == set(expected)
+            "plots", "load", "save", "resume", "energy", "preset", "list_presets", "export", "distribute",
+            "cpu_devices"} == set(expected)
     reference = None
     for model_type in FAMILY_TYPES:
         actions = _common_actions(model_type)

@@ -10,7 +10,8 @@ import importlib
 import os
 import sys
 
-from tfspike.cli.common import ArgumentParser, HelpFormatter, add_common_arguments, command_line, resolve_common
+from tfspike.cli.common import (ArgumentParser, HelpFormatter, add_common_arguments, check_distribute, command_line,
+                                resolve_common)
 from tfspike.errors import UserError
 
 FAMILY_MODULES = ("tfspike.cli.ttfs", "tfspike.cli.fs", "tfspike.cli.rsnn", "tfspike.cli.ddim")
@@ -145,6 +146,7 @@ def main(argv=None):
     args, family = parse_args(argv)
     quiet_tensorflow(argv)
     try:
+        check_distribute(args, family)  # before any work: a family lists the strategies it supports
         fetch_preset_files(args)
         return int(family.run(args) or 0)
     except UserError as e:

@@ -147,6 +147,12 @@ COMMON_FLAGS = (
                          help="rerunning an interrupted command continues its training (from the last finished "
                               "epoch) and its run record; False: start over (the interrupted run's backup is "
                               "deleted, its record kept)")),
+    (("--distribute",), dict(choices=("none", "mirrored", "multi_worker"), default="none",
+                             help="tf.distribute strategy: mirrored = the local GPUs (or --cpu_devices); "
+                                  "multi_worker = the cluster of TF_CONFIG or Slurm (README: Scale out)")),
+    (("--cpu_devices",), dict(type=positive_int, default=None, metavar="N",
+                              help="split the CPU into N logical devices (with --distribute=mirrored on a "
+                                   "CPU-only machine: N replicas)")),
 )
 
 
@@ -154,7 +160,8 @@ COMMON_FLAGS = (
 UNSET_MEANS = {"learning_rate": "the family's recipe", "epochs": "the family's recipe",
                "batch_size": "the family's recipe", "data_dir": "$TFSPIKE_DATA, then download",
                "verbose": "2 when $CI is set, else 1", "load": "start fresh", "energy": "off",
-               "preset": "none", "export": "no export"}
+               "preset": "none", "export": "no export",
+               "cpu_devices": "the physical devices as they are"}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -180,6 +187,20 @@ def resolve_common(args):
     if args.verbose is None:
         args.verbose = 2 if os.environ.get("CI") else 1
     return args
+
+
+def check_distribute(args, family):
+    """Refuse ``--distribute``/``--cpu_devices`` where the family (a CLI family module) does not support
+    them: it lists the strategies it runs under in ``DISTRIBUTE`` (e.g. ``("mirrored",)``). One line."""
+    from tfspike.distribute import check_kind
+
+    kind = getattr(args, "distribute", "none") or "none"
+    check_kind(kind)
+    supported = getattr(family, "DISTRIBUTE", ())
+    if kind != "none" and kind not in supported:
+        raise UserError(f"--distribute={kind} is not supported by --model_type={args.model_type} yet")
+    if getattr(args, "cpu_devices", None) and not supported:
+        raise UserError(f"--cpu_devices is not supported by --model_type={args.model_type} yet")
 
 
 def set_seed(seed):

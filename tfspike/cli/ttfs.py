@@ -17,6 +17,7 @@ MODEL_TYPES = ("SNN", "ReLU")
 DEFAULTS = {"learning_rate": 5e-4, "batch_size": 8, "epochs": 10, "save": False}
 DATA_NAMES = ("MNIST", "FMNIST", "CIFAR10", "CIFAR100")
 DATA_ALIASES = {"FashionMNIST": "FMNIST", "FASHIONMNIST": "FMNIST"}
+DISTRIBUTE = ("mirrored",)  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
 
 
 def _bits(s):
@@ -344,8 +345,16 @@ class Run:
         self.context.export(self.model, x)
 
 
+def _strategy(args):
+    """The ``--distribute`` strategy, made before TensorFlow initialises its devices (``--cpu_devices``)."""
+    from tfspike.distribute import make_strategy
+
+    return make_strategy(getattr(args, "distribute", "none") or "none", getattr(args, "cpu_devices", None))
+
+
 def run(args):
     validate(args)
+    strategy = _strategy(args)
     r = Run(args)
     if args.mode:
         r.log.info("--mode is ignored (a debugging workaround of the reference)")
@@ -358,8 +367,13 @@ def run(args):
     # regularisation penalties and metrics in floatx.
     keras.config.set_floatx(args.dtype)
     r.load_data()
-    r.build()
-    r.compile()
+    with strategy.scope():  # variables (weights, windows, optimizer, metrics) become the strategy's
+        r.build()
+        r.compile()
+    if strategy.num_replicas_in_sync > 1 or args.distribute != "none":
+        r.results["distribute"] = {"strategy": args.distribute, "replicas": strategy.num_replicas_in_sync}
+        r.log.info(f"--distribute={args.distribute}: {strategy.num_replicas_in_sync} replicas "
+                   f"({', '.join(strategy.extended.worker_devices)}); global batch {args.batch_size}")
     from tfspike.utils.models import count_parameters
 
     r.results["params"] = count_parameters(r.model)[0]

@@ -30,7 +30,7 @@ import zlib
 import numpy as np
 
 from tfspike.errors import UserError
-from tfspike.utils.files import _PICKLE_ERRORS, check_file, file_error, first_line
+from tfspike.utils.files import PICKLE_ERRORS, check_file, file_error, first_line
 
 WHAT = "PyTorch checkpoint"
 HINT = "give a checkpoint written by torch.save (PyTorch >= 1.6)"
@@ -169,7 +169,7 @@ def read_pt(path):
         raise
     except (zipfile.BadZipFile, zlib.error, OSError) as e:
         raise file_error(path, WHAT, f"corrupt zip archive: {first_line(e)}", HINT) from None
-    except _PICKLE_ERRORS as e:
+    except PICKLE_ERRORS as e:
         raise file_error(path, WHAT, f"data.pkl is not a readable pickle (truncated or corrupt?): {first_line(e)}",
                          HINT) from None
 

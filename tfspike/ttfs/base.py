@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfspike.distribute import replica_max
 from tfspike.errors import UserError
 from tfspike.ttfs.quantize import quantize_times, quantize_weights
 
@@ -78,12 +79,14 @@ class TTFSSpikingLayer(keras.layers.Layer):
         delta0 = (1.0 + self.zeta) * self.x_n
         # float64 whatever the layer dtype: absolute times reach ~2e4 (spec §2). The initial value is a
         # NumPy float64: Keras casts a Python float through float32 (Δ = 3.6 would become 3.5999999).
-        self.t_min = self.add_weight(name="t_min", shape=(), dtype="float64", trainable=False,
-                                     initializer=keras.initializers.Constant(1.0))
-        self.t_max = self.add_weight(name="t_max", shape=(), dtype="float64", trainable=False,
-                                     initializer=keras.initializers.Constant(np.float64(1.0 + delta0)))
-        self.batch_max = self.add_weight(name="batch_max", shape=(), dtype="float64", trainable=False,
-                                         initializer="zeros")
+        # Under a tf.distribute strategy the train step assigns them on every replica with the same value
+        # (batch_max is the max over all replicas, see spike()); ONLY_FIRST_REPLICA allows that assignment
+        # in a replica context and keeps one value everywhere.
+        window = dict(shape=(), dtype="float64", trainable=False, aggregation="only_first_replica")
+        self.t_min = self.add_weight(name="t_min", initializer=keras.initializers.Constant(1.0), **window)
+        self.t_max = self.add_weight(name="t_max", initializer=keras.initializers.Constant(np.float64(1.0 + delta0)),
+                                     **window)
+        self.batch_max = self.add_weight(name="batch_max", initializer="zeros", **window)
 
     @property
     def spiking(self):
@@ -111,8 +114,9 @@ class TTFSSpikingLayer(keras.layers.Layer):
             eps = tf.random.normal(tf.shape(r), stddev=self.noise, dtype=r.dtype)
             r = r - eps if self.noise_mode == "reference" else tf.where(fired, tf.nn.relu(r - eps), r)
         if training:
-            # Growth rule input (spec §1.7): largest activation of this step, noise included.
-            self.batch_max.assign(tf.cast(tf.reduce_max(r), "float64"))
+            # Growth rule input (spec §1.7): largest activation of this step, noise included, over the
+            # global batch: the max over all replicas under a tf.distribute strategy.
+            self.batch_max.assign(replica_max(tf.cast(tf.reduce_max(r), "float64")))
         r = quantize_times(r, delta, self.time_bits)
         return r, fired
 

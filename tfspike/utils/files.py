@@ -34,7 +34,7 @@ RERUN = "rerun the command that wrote it"
 # What numpy's zip reader raises for a truncated, corrupt or non-zip .npz (pickled data: ValueError).
 _NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
 # What unpickling a truncated or overwritten file raises (garbage opcodes, huge frame lengths, ...).
-_PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
+PICKLE_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError, TypeError,
                   AttributeError, ImportError, UnicodeDecodeError, OverflowError, MemoryError)
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 # What keras.saving.load_model / Model.load_weights raise for a file that is unreadable or does not fit.
@@ -160,7 +160,7 @@ def read_pickle(path, what, hint=REDOWNLOAD, encoding="bytes", required=(), erro
     try:
         with open(path, "rb") as f:
             obj = pickle.load(f, encoding=encoding)
-    except _PICKLE_ERRORS as e:
+    except PICKLE_ERRORS as e:
         raise file_error(path, what, f"not a readable pickle (truncated or corrupt?): {first_line(e)}",
                          hint, error) from None
     if required:
