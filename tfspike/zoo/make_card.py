@@ -85,6 +85,10 @@ def main(argv=None):
                          "from the local --file)")
     ap.add_argument("--training", nargs="*", default=None, help="results JSON files of the training runs, in order")
     ap.add_argument("--training_note", default=None, help="how the run was chosen (e.g. seed by validation loss)")
+    ap.add_argument("--training_run", nargs="*", default=None,
+                    help="instead of --training: run.json files of training runs whose results file was not "
+                         "written (their command is recorded; versions and parameters come from --evaluation)")
+    ap.add_argument("--seed", type=int, default=None, help="the training seed, with --training_run")
     ap.add_argument("--evaluation", default=None, help="results JSON of main.py --preset=NAME --epochs=0 [--energy]")
     ap.add_argument("--provenance")
     ap.add_argument("--licence")
@@ -121,6 +125,8 @@ def main(argv=None):
         info["versions"] = last.get("versions")
         if "parameters" not in info and last.get("params") is not None:
             info["parameters"] = last["params"]
+    if args.training_run is not None:
+        info["training"] = {"commands": [_read(p)["command"] for p in args.training_run], "seed": args.seed}
     if args.training_note:
         info.setdefault("training", {})["note"] = args.training_note
     if args.evaluation:
