@@ -19,6 +19,7 @@ from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_over
 from tfspike.rsnn.tasks import TASKS
 
 MODEL_TYPES = neuron_names()
+DISTRIBUTE = ("mirrored",)  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
 # None = the task's recipe (tfspike.rsnn presets); the best-validation model is saved by default.
 DEFAULTS = {"save": True}
 
@@ -82,9 +83,10 @@ def _overrides(args):
     o.update(neuron_overrides(args.model_type, args))
     if args.full_epochs is not None:
         o["epochs"] = args.full_epochs
-    if args.clipnorm is not None:
+    o = {k: v for k, v in o.items() if v is not None}
+    if args.clipnorm is not None:  # after the filter: --clipnorm=0 (None = off) must replace the recipe's clip
         o["clipnorm"] = args.clipnorm or None
-    return {k: v for k, v in o.items() if v is not None}
+    return o
 
 
 def load_model_file(path, neuron, task, overrides):
@@ -129,6 +131,7 @@ def preset_model(args, compile=True):
 def run(args):
     import numpy as np
 
+    from tfspike.distribute import make_strategy
     from tfspike.rsnn.presets import build_rsnn, preset
     from tfspike.rsnn.train import evaluate, fit_recipe, save_best_model
     from tfspike.surrogates.double_gaussian import DoubleGaussian
@@ -136,21 +139,36 @@ def run(args):
     from tfspike.utils.models import count_parameters
 
     neuron, task = args.model_type, args.data_name
+    kind = getattr(args, "distribute", "none") or "none"
+    strategy = make_strategy(kind, getattr(args, "cpu_devices", None))  # before TensorFlow sets up its devices
     context = RunContext(args, f"{task}-{neuron}")
     logger, prefix = context.log, context.name
     overrides = _overrides(args)
     overrides["surrogate"] = DoubleGaussian(form=args.surrogate)
     p = preset(neuron, task, **overrides)
+    if kind != "none":
+        if p["clipnorm"]:  # Keras 3 clips each replica's gradient before the all-reduce: not the global norm
+            raise UserError(f"--distribute={kind} needs --clipnorm=0 (the {task} recipe clips at {p['clipnorm']}; "
+                            f"Keras 3 would clip each replica's share of the gradient, not the global one)")
+        if args.jit_compile:
+            logger.info(f"--distribute={kind}: jit_compile=False (XLA fails under MirroredStrategy with Keras 3; "
+                        f"README: Scale out)")
+        args.jit_compile = False
     epochs = p["epochs"] if args.epochs is None else args.epochs
     if epochs > p["epochs"]:
         raise UserError(f"--epochs={epochs} exceeds the schedule's E={p['epochs']}; raise --full_epochs too")
     load = context.path("_best.keras") if args.load is True else args.load  # True: this run's saved model
-    if load:
-        started = time.perf_counter()
-        model = load_model_file(load, neuron, task, overrides)
-        logger.info(loaded_message(args, load, started=started))
-    else:
-        model = build_rsnn(neuron, task, **overrides)
+    with strategy.scope():  # the model's, optimizer's and metrics' variables become the strategy's
+        if load:
+            started = time.perf_counter()
+            model = load_model_file(load, neuron, task, overrides)
+            logger.info(loaded_message(args, load, started=started))
+        else:
+            model = build_rsnn(neuron, task, **overrides)
+    if kind != "none":
+        context.results["distribute"] = {"strategy": kind, "replicas": strategy.num_replicas_in_sync}
+        logger.info(f"--distribute={kind}: {strategy.num_replicas_in_sync} replicas "
+                    f"({', '.join(strategy.extended.worker_devices)}); global batch {p['batch_size']}")
     train, val, test, extra = load_task(args)
     if train[0].shape[1:] != (p["steps"], p["input_units"]):
         raise UserError(f"{task} data have shape {train[0].shape[1:]}, the network expects "
@@ -184,12 +202,13 @@ def run(args):
                  evaluate(model, *test, p["test_batch_size"], args.max_batches))
         info = {"best_epoch": None, "epochs_run": 0, "history": []}
     else:
-        stats, info = fit_recipe(model, train, val, test, learning_rate=p["learning_rate"], total_epochs=p["epochs"],
-                                 epochs=epochs, batch_size=p["batch_size"], val_batch_size=p["val_batch_size"],
-                                 test_batch_size=p["test_batch_size"], clipnorm=p["clipnorm"],
-                                 logging_dir=context.dir, prefix=prefix, seed=args.seed,
-                                 jit_compile=args.jit_compile, max_batches=args.max_batches, logger=logger,
-                                 verbose=args.verbose, final_evaluation=final_evaluation)
+        with strategy.scope():  # fit_recipe compiles: the optimizer is the strategy's too
+            stats, info = fit_recipe(model, train, val, test, learning_rate=p["learning_rate"], total_epochs=p["epochs"],
+                                     epochs=epochs, batch_size=p["batch_size"],
+                                     val_batch_size=p["val_batch_size"], test_batch_size=p["test_batch_size"],
+                                     clipnorm=p["clipnorm"], logging_dir=context.dir, prefix=prefix, seed=args.seed,
+                                     jit_compile=args.jit_compile, max_batches=args.max_batches, logger=logger,
+                                     verbose=args.verbose, final_evaluation=final_evaluation)
         if args.save:
             save_best_model(model, context.path("_best.keras"))
     context.results.update({

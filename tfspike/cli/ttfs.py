@@ -367,12 +367,21 @@ def run(args):
     # regularisation penalties and metrics in floatx.
     keras.config.set_floatx(args.dtype)
     r.load_data()
+    kind = getattr(args, "distribute", "none") or "none"
+    if strategy.num_replicas_in_sync > 1 or kind != "none":
+        # Measured with Keras 3.15 / TF 2.21 on 2 logical CPUs: XLA fails under MirroredStrategy
+        # (keras-team/keras#19005: a variable of CPU:1 read from CPU:0) and steps_per_execution > 1 fails
+        # in Keras' multi-step loop ("You must feed a value for placeholder tensor"); both off here.
+        if args.jit_compile or args.steps_per_execution != 1:
+            r.log.info("--distribute: training runs with jit_compile=False and steps_per_execution=1 under a "
+                       "strategy (XLA and multi-step loops fail there with Keras 3; README: Scale out)")
+        args.jit_compile, args.steps_per_execution = False, 1
     with strategy.scope():  # variables (weights, windows, optimizer, metrics) become the strategy's
         r.build()
         r.compile()
-    if strategy.num_replicas_in_sync > 1 or args.distribute != "none":
-        r.results["distribute"] = {"strategy": args.distribute, "replicas": strategy.num_replicas_in_sync}
-        r.log.info(f"--distribute={args.distribute}: {strategy.num_replicas_in_sync} replicas "
+    if strategy.num_replicas_in_sync > 1 or kind != "none":
+        r.results["distribute"] = {"strategy": kind, "replicas": strategy.num_replicas_in_sync}
+        r.log.info(f"--distribute={kind}: {strategy.num_replicas_in_sync} replicas "
                    f"({', '.join(strategy.extended.worker_devices)}); global batch {args.batch_size}")
     from tfspike.utils.models import count_parameters
 

@@ -11,6 +11,7 @@ Example:
 import keras
 import tensorflow as tf
 
+from tfspike.distribute import scale_for_replicas
 from tfspike.errors import UserError
 from tfspike.rsnn.metrics import CountAccuracy, correct_and_total, expand_targets, step_nll, summed_loss
 from tfspike.rsnn.neurons import neuron_spec
@@ -65,6 +66,8 @@ class RSNN(keras.Model):
 
     ``fit`` backpropagates the *sum* over kept steps of the batch-mean NLL and logs it divided by the
     number of kept steps as ``loss``; ``accuracy`` and ``sop`` (hidden spikes per sample) are logged too.
+    Under a ``tf.distribute`` strategy the backpropagated loss is divided by the number of replicas (the
+    gradients are summed across them), and Keras reduces the logged metrics across replicas.
     """
 
     def __init__(self, neuron="BRF", hidden_units=36, output_units=6, hidden_config=None, readout_config=None,
@@ -127,7 +130,9 @@ class RSNN(keras.Model):
             return self._tbptt_train_step(x, y)
         with tf.GradientTape() as tape:
             loss_sum, n_kept, kept, targets, counts = self.loss_and_stats(x, y, training=True)
-        grads = tape.gradient(loss_sum, self.trainable_variables)
+            # under a tf.distribute strategy: the loss of the global batch (gradients are summed over replicas)
+            scaled = scale_for_replicas(loss_sum)
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
         return self._update_metrics(loss_sum, n_kept, kept, targets, counts)
 
@@ -156,7 +161,8 @@ class RSNN(keras.Model):
                 logits, o_new = self.readout.run(spikes, initial_state=o)
                 chunk_logits, targets = self._chunk_targets(y, logits, start, end)
                 loss_sum, _ = summed_loss(step_nll(chunk_logits, targets))
-            grads = tape.gradient(loss_sum, self.trainable_variables)
+                scaled = scale_for_replicas(loss_sum)
+            grads = tape.gradient(scaled, self.trainable_variables)
             self.optimizer.apply(grads, self.trainable_variables)
             states = tuple(tf.stop_gradient(s) for s in new_states)
             o = tf.stop_gradient(o_new)
