@@ -1,0 +1,213 @@
+"""``--distribute`` (tfspike.distribute): a MirroredStrategy over 2 logical CPU devices trains TTFS and BRF
+to the same weights and metrics as one device with the same global batch and seed; the TTFS window growth
+rule takes the max over all replicas; unsupported strategies and missing clusters are one-line errors.
+
+Logical CPU devices must be configured before TensorFlow starts, so every strategy run is a subprocess.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from datafiles import write_mnist_npz
+from records import results as _results
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "SLURM_JOB_ID")}
+    return dict(env, TFSPIKE_OFFLINE="1", TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **extra)
+
+
+def _main(*args, env=None):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], capture_output=True, text=True,
+                          env=env or _env(), cwd=ROOT, timeout=300)
+
+
+def _one_error_line(proc):
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("error:")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
+    import keras
+
+    from tfspike.ttfs import TTFSModel  # also registers it for load_model
+
+    # One batch per epoch: under a strategy Keras' fit draws one batch of a fresh iterator before training
+    # (TF trainer _maybe_symbolic_build), which advances a reshuffling dataset by one permutation; with a
+    # single batch every permutation holds the same samples, so both runs see the same 3 global batches.
+    write_mnist_npz(tmp_path, n_train=32, n_test=48)
+    common = ["--model_type=SNN", "--model_name=FC2_example", f"--data_dir={tmp_path}", "--batch_size=32",
+              "--epochs=3", "--val_split=0", "--seed=5", "--save=True", "--plots=False", "--verbose=0",
+              "--jit_compile=False", "--steps_per_execution=1"]
+    runs = {}
+    for name, extra in (("one", []), ("two", ["--cpu_devices=2", "--distribute=mirrored"])):
+        logs = str(tmp_path / name)
+        proc = _main(*common, f"--logging_dir={logs}", *extra)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        model = keras.saving.load_model(os.path.join(logs, "MNIST-FC2_example_snn.keras"))
+        assert isinstance(model, TTFSModel)
+        runs[name] = (_results(logs, "MNIST-FC2_example-SNN"), model.get_weights())
+    (one, w1), (two, w2) = runs["one"], runs["two"]
+    assert two["distribute"] == {"strategy": "mirrored", "replicas": 2} and "distribute" not in one
+    assert len(w1) == len(w2)
+    moved = 0
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+        moved += 0 if a.dtype == np.float64 else 1
+    assert moved >= 4  # kernels and biases of both layers
+    assert one["test_accuracy"] == two["test_accuracy"]
+    # same start, and training moved it (the comparison is not between two initial states)
+    assert one["test_loss_initial"] == two["test_loss_initial"] and one["test_loss"] != one["test_loss_initial"]
+    np.testing.assert_allclose(two["test_loss"], one["test_loss"], rtol=1e-5)
+    np.testing.assert_allclose(two["history"]["loss"], one["history"]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(two["history"]["accuracy"], one["history"]["accuracy"], rtol=0, atol=1e-7)
+    assert two["windows"] == one["windows"] and two["spikes_per_neuron"] == one["spikes_per_neuron"]
+
+
+WINDOW_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from tfspike.distribute import make_strategy
+    strategy = make_strategy(sys.argv[1], cpu_devices=2)
+    import keras, tensorflow as tf
+    from tfspike.ttfs import TTFSDense, TTFSInput, TTFSModel
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).random((8, 6)).astype("float32")
+    x[6] *= 40.0  # the largest activation is in the second half of the batch: replica 1's share
+    y = np.arange(8) % 3
+    with strategy.scope():
+        model = TTFSModel([keras.Input((6,)), TTFSInput(input_is="value"), TTFSDense(5), TTFSDense(3, output=True)])
+        model.reset_windows(0.01)  # Δ = 0.015: the growth rule must widen it
+        model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    hidden = model.spiking_layers()[0]
+    act = tf.nn.relu(hidden.linear(model.layers[0](x))).numpy()
+    init = [w.tolist() for w in model.get_weights()]
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "delta": model.deltas()[0],
+                      "weights": [w.tolist() for w in model.get_weights()],
+                      "init": init, "max_all": float(act.max()), "max_first_half": float(act[:4].max())}))
+""")
+
+
+def test_window_growth_takes_the_max_over_all_replicas():
+    out = {}
+    for kind in ("none", "mirrored"):
+        proc = subprocess.run([sys.executable, "-c", WINDOW_SCRIPT, kind], capture_output=True, text=True,
+                              env=_env(), cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["mirrored"]["replicas"] == 2 and out["none"]["replicas"] == 1
+    m = out["mirrored"]
+    assert m["max_first_half"] < m["max_all"] / 2  # replica 0 alone would give a narrower window
+    # oracle: Δ ← max(Δ, 10 · largest activation of the whole global batch, before the step) (spec §1.7)
+    np.testing.assert_allclose(m["delta"], max(0.015, 10 * m["max_all"]), rtol=1e-6)
+    assert m["delta"] == out["none"]["delta"]
+    # plain SGD (unlike Adam) is not scale-invariant: equal weights mean the loss is scaled for the global batch
+    for a, b in zip(out["none"]["weights"], m["weights"]):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-7)
+    kernels = [(np.asarray(a), np.asarray(b)) for a, b in zip(m["init"], m["weights"]) if np.ndim(a) == 2]
+    assert len(kernels) == 2 and min(np.abs(b - a).max() for a, b in kernels) > 1e-3  # the step moved them
+
+
+RSNN_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from tfspike.distribute import make_strategy
+    strategy = make_strategy(sys.argv[1], cpu_devices=2)
+    import keras, tensorflow as tf
+    from tfspike.rsnn.model import RSNN
+    rng = np.random.default_rng(0)
+    x = (rng.random((8, 40, 4)) < 0.4).astype("float32")
+    y = rng.integers(0, 6, (8, 40))  # per-step labels, as ECG
+    out = {"replicas": strategy.num_replicas_in_sync}
+    for tbptt in (0, 10):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = RSNN("BRF", 12, 6, per_step_labels=True, tbptt=tbptt)
+            model.build((None, 40, 4))
+            k = model.hidden.cell.kernel
+            k.assign(tf.concat([k[:4] * 30.0, k[4:]], axis=0))  # a strong input drive: the hidden layer spikes
+            model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+        init = [w.tolist() for w in model.get_weights()]
+        hist = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=3, verbose=0).history
+        out[tbptt] = {"init": init, "history": hist, "weights": [w.tolist() for w in model.get_weights()]}
+    print(json.dumps(out))
+""")
+
+
+def test_rsnn_mirrored_matches_one_device():
+    """BRF with its hand-written loss (summed per-step NLL) and BPTT engine: 3 SGD steps on 2 replicas give
+    the weights, loss, accuracy and SOP of one device, full BPTT and truncated BPTT."""
+    out = {}
+    for kind in ("none", "mirrored"):
+        proc = subprocess.run([sys.executable, "-c", RSNN_SCRIPT, kind], capture_output=True, text=True,
+                              env=_env(), cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["mirrored"]["replicas"] == 2
+    for tbptt in ("0", "10"):
+        one, two = out["none"][tbptt], out["mirrored"][tbptt]
+        assert min(two["history"]["sop"]) > 1  # the network spikes, so the hidden weights get gradients
+        for a, b, w0 in zip(one["weights"], two["weights"], one["init"]):
+            a, b, w0 = np.asarray(a), np.asarray(b), np.asarray(w0)
+            assert np.abs(a - w0).max() > 1e-4, tbptt  # every weight moved (plain SGD: scale-sensitive)
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7, err_msg=tbptt)
+        for key in ("loss", "accuracy", "sop"):
+            np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-5, err_msg=key)
+
+
+def test_rsnn_refuses_a_clip_under_a_strategy(tmp_path):
+    write_mnist_npz(tmp_path, n_train=20, n_test=4)
+    line = _one_error_line(_main("--model_type=BRF", "--data_name=SMNIST", f"--data_dir={tmp_path}",
+                                 "--distribute=mirrored", "--cpu_devices=2", f"--logging_dir={tmp_path / 'logs'}"))
+    assert "--clipnorm=0" in line and "SMNIST" in line
+
+
+@pytest.mark.parametrize("model_type", ["FS", "DDIM"])
+def test_unsupported_family_refuses_mirrored_in_one_line(model_type, tmp_path):
+    from tfspike.cli import families
+
+    if model_type not in families():
+        pytest.skip(f"no --model_type={model_type}")
+    line = _one_error_line(_main(f"--model_type={model_type}", "--distribute=mirrored",
+                                 f"--logging_dir={tmp_path}"))
+    assert line == f"error: --distribute=mirrored is not supported by --model_type={model_type} yet"
+
+
+def test_multi_worker_without_cluster_is_one_line(tmp_path):
+    line = _one_error_line(_main("--model_type=SNN", "--distribute=multi_worker", f"--logging_dir={tmp_path}"))
+    assert "TF_CONFIG" in line and "Slurm" in line
+    assert not os.path.exists(tmp_path / "runs")  # refused before any work
+
+
+def test_is_chief_reads_the_cluster():
+    from tfspike.distribute import is_chief
+
+    class Resolver:
+        def __init__(self, task_type, task_id, spec):
+            self.task_type, self.task_id, self._spec = task_type, task_id, spec
+
+        def cluster_spec(self):
+            return type("Spec", (), {"as_dict": lambda s: self._spec})()
+
+    class Strategy:
+        def __init__(self, resolver=None):
+            self.cluster_resolver = resolver
+
+    workers = {"worker": ["a:1", "b:2"]}
+    assert is_chief(Strategy())
+    assert is_chief(Strategy(Resolver("worker", 0, workers)))
+    assert not is_chief(Strategy(Resolver("worker", 1, workers)))
+    with_chief = dict(workers, chief=["c:3"])
+    assert is_chief(Strategy(Resolver("chief", 0, with_chief)))
+    assert not is_chief(Strategy(Resolver("worker", 0, with_chief)))
