@@ -65,6 +65,13 @@ def test_preset_evaluates_to_the_training_runs_accuracy_and_the_card_records_it(
     card = zoo.card("tiny_fc2")
     assert card["training"]["commands"] == [p["trained"]["command"]] and card["training"]["seed"] == 3
     assert card["parameters"] == p["trained"]["params"] == 784 * 340 + 340 + 340 * 10 + 10
+    import h5py  # the shipped copy holds the weights without the Adam state of the training run
+
+    shipped = os.path.join(p["presets"], "tiny_fc2", card["files"]["load"]["file"])
+    original = os.path.join(str(p["root"] / "logs"), "MNIST-FC2_tiny_snn.weights.h5")
+    with h5py.File(shipped, "r") as a, h5py.File(original, "r") as b:
+        assert "optimizer" in b and "optimizer" not in a and "layers" in a
+    assert os.path.getsize(shipped) < 0.5 * os.path.getsize(original)
     logs = str(tmp_path / "eval")
     common = [a for a in p["common"] if not a.startswith("--logging_dir")] + [f"--logging_dir={logs}"]
     assert _main("--preset=tiny_fc2", *common) == 0  # --epochs defaults to 0: evaluate only

@@ -55,14 +55,18 @@ def _metrics(family, results):
 
 
 def _copy_file(flag, source, folder):
+    """Copy a preset file into its folder; Keras weight files lose their optimizer state on the way."""
     from tfspike.utils.files import check_file
-    from tfspike.utils.io import atomic_path, sha256_file
+    from tfspike.utils.io import atomic_path, sha256_file, strip_optimizer_state
 
     check_file(source, f"--file {flag}")
     target = os.path.join(folder, os.path.basename(source))
     if os.path.abspath(source) != os.path.abspath(target):
-        with atomic_path(target, os.path.splitext(source)[1]) as tmp:
-            shutil.copyfile(source, tmp)
+        if source.endswith((".weights.h5", ".keras")):
+            strip_optimizer_state(source, target)
+        else:
+            with atomic_path(target, os.path.splitext(source)[1]) as tmp:
+                shutil.copyfile(source, tmp)
     return {"file": os.path.basename(source), "sha256": sha256_file(target), "bytes": os.path.getsize(target)}
 
 
@@ -79,7 +83,8 @@ def main(argv=None):
     ap.add_argument("--input", type=json.loads, help="JSON: shape, dtype, preprocessing")
     ap.add_argument("--outputs")
     ap.add_argument("--file", action="append", default=[], metavar="FLAG=PATH",
-                    help="a file of the preset for main.py flag FLAG (load, permutation); copied into the folder")
+                    help="a file of the preset for main.py flag FLAG (load, permutation); copied into the folder "
+                         "(.weights.h5 / .keras without their optimizer state)")
     ap.add_argument("--url", action="append", default=[], metavar="FLAG=URL",
                     help="instead of shipping the --file of FLAG, fetch it from URL (its SHA-256 is still taken "
                          "from the local --file)")
