@@ -189,7 +189,8 @@ def run(args):
         started = time.perf_counter()
         load_weights_file(model, load)
         log.info(loaded_message(args, load, started=started))
-    extra = {"prefix": prefix, "params": trainable, "kid_extractor": kid_name, "kid_extractor_info": kid_info, "structure": structure,
+    extra = {"prefix": prefix, "params": trainable, "kid_extractor": kid_name, "kid_extractor_info": kid_info,
+             "structure": structure,
              "steps_per_epoch": steps, "validation_batches": val_steps, "loaded": load or None, **context.results}
     if args.epochs == 0:
         return evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context)

@@ -190,9 +190,13 @@ def _verify(saved_dir, eps, signatures):
             diff = np.abs(got.astype(np.float64) - ref.astype(np.float64))
             diffs[key] = float(diff.max()) if diff.size else 0.0
             atol, rtol = COUNT_TOLERANCE if out in ep.counts else TOLERANCES.get(ref.dtype.name, (0.0, 0.0))
+            atol, rtol, mean_atol = (ep.tolerances or {}).get(out, (atol, rtol, None))
             bad = ~(diff <= atol + rtol * np.abs(ref.astype(np.float64)))  # NaN on one side only is bad too
             bad &= ~(np.isnan(got.astype(np.float64)) & np.isnan(ref.astype(np.float64)))
             if bad.any():
                 raise UserError(f"exported SavedModel differs from the Keras model: {key} max |Δ| {diffs[key]:.3g} "
                                 f"({int(bad.sum())} of {bad.size} values beyond atol {atol:g} + rtol {rtol:g})")
+            if mean_atol is not None and diff.size and float(np.mean(diff)) > mean_atol:
+                raise UserError(f"exported SavedModel differs from the Keras model: {key} mean |Δ| "
+                                f"{float(np.mean(diff)):.3g} > {mean_atol:g}")
     return diffs
