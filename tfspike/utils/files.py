@@ -227,7 +227,9 @@ def load_keras_model(path, what, hint=RERUN, custom_objects=None, expected=None)
         raise UserError(_with_hint(f"{what} file {path} is not a .keras file", hint))
     _check_keras_archive(path, what, hint, UserError)
     try:
-        model = keras.saving.load_model(path, custom_objects=custom_objects)
+        with warnings.catch_warnings():  # a published model (a zoo preset) carries no optimizer state
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer", category=UserWarning)
+            model = keras.saving.load_model(path, custom_objects=custom_objects)
     except _KERAS_ERRORS as e:
         raise file_error(path, what, f"Keras cannot load it: {first_line(e)}", hint) from None
     if expected is not None and not isinstance(model, expected):
