@@ -174,6 +174,16 @@ def test_presets_table_markdown_matches_the_readme():
     assert readme.split(begin, 1)[1].split(end, 1)[0].strip() == presets_table(markdown=True).strip()
 
 
+def test_card_commands_are_written_without_machine_paths():
+    from tfspike.zoo.make_card import REPO, portable
+
+    parent = os.path.dirname(REPO)
+    cmd = (f"python main.py --data_dir {parent}/shared/data --logging_dir /scratch/zoo/run1 "
+           f"--load=/scratch/zoo/run1/x.keras --export {REPO}/logs/saved")
+    assert portable(cmd, ["/scratch/zoo=logs/zoo"]) == ("python main.py --data_dir ../shared/data --logging_dir "
+                                                        "logs/zoo/run1 --load=logs/zoo/run1/x.keras --export logs/saved")
+
+
 def test_the_package_with_its_preset_files_stays_under_15_mb():
     import tfspike
 

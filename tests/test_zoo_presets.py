@@ -8,6 +8,7 @@ otherwise the test skips and says which file is missing.
 import glob
 import json
 import os
+import re
 
 import pytest
 
@@ -42,8 +43,9 @@ def test_shipped_cards_are_complete(name):
     assert info["name"] == name and info["metrics"] and info["parameters"] > 0
     assert info["versions"]["tensorflow"] and info["versions"]["keras"] and info["versions"]["tfspike"]
     assert info["training"].get("commands") or info["training"].get("note")
+    assert not re.search(r'(^|[\s="])/(tmp|home|root|work|Users)/', json.dumps(info)), "a machine's path"
     for flag, entry in info["files"].items():
-        assert len(entry["sha256"]) == 64 and entry["bytes"] > 0, flag
+        assert len(entry["sha256"]) == 64 and entry["bytes"] > 0 and entry["bytes"] < 5e6, flag
         if "url" not in entry:
             assert os.path.getsize(os.path.join(PRESET_DIR, name, entry["file"])) == entry["bytes"], flag
 

@@ -52,6 +52,13 @@ def kid(real_features, generated_features):
     return mean_rr + mean_gg - 2.0 * ops.mean(k_rg)
 
 
+class _Untracked:
+    """Holds a value out of Keras' and TensorFlow's object tracking (not saved with its owner)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 @keras.saving.register_keras_serializable(package="tfspike")
 class KID(keras.metrics.Metric):
     """Mean over batches of :func:`kid` between encoded real and generated images.
@@ -64,13 +71,16 @@ class KID(keras.metrics.Metric):
 
     def __init__(self, encoder, name="kid", **kwargs):
         super().__init__(name=name, **kwargs)
-        self.encoder = encoder
+        # A plain holder, not a tracked attribute: the feature extractor is an evaluation tool with its own
+        # file (and SHA-256), so a DiffusionModel's weights file does not carry a copy of it.
+        self._extractor = _Untracked(encoder)
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
     def update_state(self, real_images, generated_images, sample_weight=None):
-        real = self.encoder(real_images, training=False)
-        generated = self.encoder(generated_images, training=False)
+        encoder = self._extractor.value  # private: Keras' saving walks public attributes
+        real = encoder(real_images, training=False)
+        generated = encoder(generated_images, training=False)
         self.total.assign_add(kid(real, generated))
         self.count.assign_add(1.0)
 

@@ -209,6 +209,11 @@ def _check_h5_signature(path, what, hint, error):
             raise file_error(path, what, "not an HDF5 file (truncated or corrupt?)", hint, error)
 
 
+# Keras' warning for a file without (matching) optimizer state, e.g. a zoo preset: harmless, the optimizer
+# is rebuilt.
+NO_OPTIMIZER_STATE = "Skipping variable loading for optimizer"
+
+
 def load_keras_model(path, what, hint=RERUN, custom_objects=None, expected=None):
     """``keras.saving.load_model(path)`` with the file checked first; any failure is one line.
 
@@ -228,7 +233,7 @@ def load_keras_model(path, what, hint=RERUN, custom_objects=None, expected=None)
     _check_keras_archive(path, what, hint, UserError)
     try:
         with warnings.catch_warnings():  # a published model (a zoo preset) carries no optimizer state
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer", category=UserWarning)
+            warnings.filterwarnings("ignore", message=NO_OPTIMIZER_STATE, category=UserWarning)
             model = keras.saving.load_model(path, custom_objects=custom_objects)
     except _KERAS_ERRORS as e:
         raise file_error(path, what, f"Keras cannot load it: {first_line(e)}", hint) from None
@@ -295,5 +300,6 @@ def load_weights_file(model, path, what, hint=RERUN):
             raise WeightMismatchError(_with_hint(f"{what} file {path} does not fit model {model.name!r}: "
                                                  f"{describe_weight_mismatch(e)}", hint)) from None
     for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if not str(w.message).startswith(NO_OPTIMIZER_STATE):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return path

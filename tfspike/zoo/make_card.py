@@ -9,8 +9,8 @@ Two steps, both from results JSON files that ``main.py`` wrote (so no number is 
         --file load=logs/MNIST-FC2_zoo_snn.weights.h5 --training relu_results.json snn_results.json \\
         --input '{"shape": [784], ...}' --outputs "10 logits" --provenance "..." --licence "Apache-2.0"
     # 2. the metrics: evaluate the preset with its family's own evaluation, then record them
-    python main.py --preset=ttfs_fc2_mnist --energy --logging_dir /tmp/eval
-    python -m tfspike.zoo.make_card ttfs_fc2_mnist --evaluation /tmp/eval/runs/.../..._results.json
+    python main.py --preset=ttfs_fc2_mnist --energy --logging_dir logs/eval
+    python -m tfspike.zoo.make_card ttfs_fc2_mnist --evaluation logs/eval/runs/.../..._results.json
 
 ``--dir`` writes into another presets folder (e.g. one on ``$TFSPIKE_PRESETS``) instead of the package.
 """
@@ -70,6 +70,20 @@ def _copy_file(flag, source, folder):
     return {"file": os.path.basename(source), "sha256": sha256_file(target), "bytes": os.path.getsize(target)}
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def portable(command, path_map=()):
+    """``command`` with absolute paths written relative to the repository (``../shared/data`` for the data
+    beside it) and with each ``OLD=NEW`` of ``path_map`` applied first (e.g. a scratch logging folder), so a
+    card holds no machine's paths."""
+    for item in path_map:
+        old, new = item.split("=", 1)
+        command = command.replace(old.rstrip("/") + "/", new.rstrip("/") + "/").replace(old.rstrip("/"), new)
+    parent = os.path.dirname(REPO)
+    return command.replace(REPO + "/", "").replace(parent + "/", "../")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("name")
@@ -95,6 +109,9 @@ def main(argv=None):
                          "written (their command is recorded; versions and parameters come from --evaluation)")
     ap.add_argument("--seed", type=int, default=None, help="the training seed, with --training_run")
     ap.add_argument("--evaluation", default=None, help="results JSON of main.py --preset=NAME --epochs=0 [--energy]")
+    ap.add_argument("--path_map", action="append", default=[], metavar="OLD=NEW",
+                    help="rewrite the absolute path prefix OLD as NEW in the recorded commands (e.g. a scratch "
+                         "logging folder as logs/zoo); paths in the repository and beside it become relative")
     ap.add_argument("--provenance")
     ap.add_argument("--licence")
     args = ap.parse_args(argv)
@@ -125,19 +142,21 @@ def main(argv=None):
     if args.training is not None:
         runs = [_read(p) for p in args.training]
         last = runs[-1]
-        info["training"] = {"commands": [r["command"] for r in runs], "seed": last.get("seed"),
+        info["training"] = {"commands": [portable(r["command"], args.path_map) for r in runs], "seed": last.get("seed"),
                             "train_seconds": sum(float(r.get("train_seconds") or 0) for r in runs) or None}
         info["versions"] = last.get("versions")
         if "parameters" not in info and last.get("params") is not None:
             info["parameters"] = last["params"]
     if args.training_run is not None:
-        info["training"] = {"commands": [_read(p)["command"] for p in args.training_run], "seed": args.seed}
+        info["training"] = {"commands": [portable(_read(p)["command"], args.path_map) for p in args.training_run],
+                            "seed": args.seed}
     if args.training_note:
         info.setdefault("training", {})["note"] = args.training_note
     if args.evaluation:
         res = _read(args.evaluation)
         info["metrics"] = _metrics(info["family"], res)
-        info["evaluation"] = {"command": res.get("command"), "versions": res.get("versions")}
+        info["evaluation"] = {"command": portable(res.get("command") or "", args.path_map),
+                              "versions": res.get("versions")}
         info.setdefault("versions", res.get("versions"))  # presets trained elsewhere: the evaluating versions
         if res.get("energy"):
             e = res["energy"]
