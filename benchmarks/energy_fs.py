@@ -5,12 +5,17 @@
 
 Models: ``cnn`` is the architecture of ``examples/fs_mnist_cnn.py`` (Conv32-pool-Conv64-pool-Flatten-
 Dense128-Dense10, swish), ``fc2`` is 784-340-10 (swish); both converted with
-``activations_to_fewspike`` to Stöckl's FS-swish (K = 16), random weights, synthetic images in [0, 1]
-with half the pixels zero. The plain pass is the XLA-compiled model call over the batches (outputs
-fetched to NumPy, as ``predict`` does); the counting pass is :meth:`tfspike.energy.fs.FSCounter.count`
-with ``return_outputs=True`` — the same outputs plus every count, so it replaces the evaluation pass.
-Rounds alternate; one line per model: ``ratio_min`` (fastest counting / fastest plain), ``ratio_median``
-and the one-off counter build time (clone, trace and XLA compile). Timings on a shared CPU are noisy.
+``activations_to_fewspike`` to Stöckl's FS-swish (K = 16, ``voltage_scaling="abs_plus_one"``), random
+weights, synthetic images in [0, 1] with half the pixels zero. The plain pass is the XLA-compiled model call
+over the batches (outputs fetched to NumPy, as ``predict`` does); the counting pass is
+:meth:`tfspike.energy.fs.FSCounter.count` with ``return_outputs=True`` — the same outputs (checked bit for
+bit: ``bit_identical``) plus every count, so it replaces the evaluation pass. A second baseline, ``unscaled``, is the plain pass
+of the same network with ``voltage_scaling="none"`` (the same outputs, without the gradient-only division
+per step; the counting pass computes its spikes that way): ``vs_unscaled`` is the cost of counting itself
+(XLA on CPU computes the FS chain twice, for the output and for the spike count, and routes max-pool
+winners). Rounds alternate; one line per model: ``ratio_min`` (fastest counting / fastest plain),
+``ratio_median``, the same against ``unscaled``, and the one-off counter build time (clone, trace and XLA
+compile). Timings on a shared CPU are noisy.
 """
 
 import argparse
@@ -42,6 +47,24 @@ def build(name):
     return keras.Model(inp, keras.layers.Dense(10, name="logits")(x))
 
 
+def unscaled_twin(fs_model):
+    """The same network with ``voltage_scaling="none"`` in every FS layer: the same outputs, without the
+    per-step division (gradient-only) that the plain pass evaluates."""
+    import keras
+
+    from tfspike.fs import FewSpike
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, FewSpike):
+            config["voltage_scaling"] = "none"
+        return layer.__class__.from_config(config)
+
+    twin = keras.models.clone_model(fs_model, clone_function=clone)
+    twin.set_weights(fs_model.get_weights())
+    return twin
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="cnn,fc2")
@@ -63,29 +86,43 @@ def main():
     for name in args.models.split(","):
         keras.utils.set_random_seed(0)
         fs_model, _ = activations_to_fewspike(build(name), {"silu": "stoeckl_swish_k16"})
-        plain_fn = tf.function(lambda b: fs_model(b, training=False), jit_compile=True, reduce_retracing=True)
+        unscaled = unscaled_twin(fs_model)
+
+        def compiled(model):
+            return tf.function(lambda b: model(b, training=False), jit_compile=True, reduce_retracing=True)
+
+        def evaluate(fn):
+            return np.concatenate([np.asarray(fn(tf.convert_to_tensor(x[i:i + args.batch_size])))
+                                   for i in range(0, len(x), args.batch_size)])
+
+        plain_fn, unscaled_fn = compiled(fs_model), compiled(unscaled)
 
         def plain():
-            return np.concatenate([np.asarray(plain_fn(tf.convert_to_tensor(x[i:i + args.batch_size])))
-                                   for i in range(0, len(x), args.batch_size)])
+            return evaluate(plain_fn)
+
+        def plain_unscaled():
+            return evaluate(unscaled_fn)
 
         t = time.perf_counter()
         counter = FSCounter(fs_model, jit_compile=True)
         report, out = counter.count(x, batch_size=args.batch_size, return_outputs=True)
         build_s = time.perf_counter() - t
         ref = plain()
-        assert np.allclose(out, ref, atol=1e-4), "the counting pass changed the outputs"
-        plain_t, count_t = [], []
+        assert np.allclose(out, ref, atol=1e-4) and np.allclose(plain_unscaled(), ref, atol=1e-4), "outputs changed"
+        bit_identical = np.array_equal(out, ref) and np.array_equal(plain_unscaled(), ref)
+        plain_t, unscaled_t, count_t = [], [], []
         for _ in range(args.repeats):
-            t = time.perf_counter()
-            plain()
-            plain_t.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            counter.count(x, batch_size=args.batch_size, return_outputs=True)
-            count_t.append(time.perf_counter() - t)
+            for fn, times in ((plain, plain_t), (plain_unscaled, unscaled_t),
+                              (lambda: counter.count(x, batch_size=args.batch_size, return_outputs=True), count_t)):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
         print(f"{name} n={args.n} batch={args.batch_size} ratio_min={min(count_t) / min(plain_t):.3f} "
               f"ratio_median={statistics.median(count_t) / statistics.median(plain_t):.3f} "
-              f"plain_s={min(plain_t):.3f} count_s={min(count_t):.3f} counter_build_s={build_s:.1f} "
+              f"vs_unscaled_min={min(count_t) / min(unscaled_t):.3f} "
+              f"vs_unscaled_median={statistics.median(count_t) / statistics.median(unscaled_t):.3f} "
+              f"plain_s={min(plain_t):.3f} unscaled_s={min(unscaled_t):.3f} count_s={min(count_t):.3f} "
+              f"counter_build_s={build_s:.1f} bit_identical={bit_identical} "
               f"synops={report.synops:.0f} macs={report.macs:.0f} ann_macs={report.ann_macs:.0f} "
               f"ratio_vs_ann_45nm_fp32={report.ratio_vs_ann():.3f}", flush=True)
 

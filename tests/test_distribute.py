@@ -41,10 +41,9 @@ def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
 
     from tfspike.ttfs import TTFSModel  # also registers it for load_model
 
-    # One batch per epoch: under a strategy Keras' fit draws one batch of a fresh iterator before training
-    # (TF trainer _maybe_symbolic_build), which advances a reshuffling dataset by one permutation; with a
-    # single batch every permutation holds the same samples, so both runs see the same 3 global batches.
-    write_mnist_npz(tmp_path, n_train=32, n_test=48)
+    # Two reshuffled batches per epoch: the distributed loop must see exactly the batches of model.fit on one
+    # device (Keras' epoch iterator moves a seeded reshuffle on by one permutation per epoch; so does the loop).
+    write_mnist_npz(tmp_path, n_train=64, n_test=48)
     common = ["--model_type=SNN", "--model_name=FC2_example", f"--data_dir={tmp_path}", "--batch_size=32",
               "--epochs=3", "--val_split=0", "--seed=5", "--save=True", "--plots=False", "--verbose=0",
               "--jit_compile=False", "--steps_per_execution=1"]
@@ -76,7 +75,7 @@ def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
 WINDOW_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from tfspike.distribute import make_strategy
+    from tfspike.distribute import fit, make_strategy
     strategy = make_strategy(sys.argv[1], cpu_devices=2)
     import keras, tensorflow as tf
     from tfspike.ttfs import TTFSDense, TTFSInput, TTFSModel
@@ -92,7 +91,7 @@ WINDOW_SCRIPT = textwrap.dedent("""
     hidden = model.spiking_layers()[0]
     act = tf.nn.relu(hidden.linear(model.layers[0](x))).numpy()
     init = [w.tolist() for w in model.get_weights()]
-    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
+    fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=1, verbose=0)
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "delta": model.deltas()[0],
                       "weights": [w.tolist() for w in model.get_weights()],
                       "init": init, "max_all": float(act.max()), "max_first_half": float(act[:4].max())}))
@@ -122,7 +121,7 @@ def test_window_growth_takes_the_max_over_all_replicas():
 RSNN_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from tfspike.distribute import make_strategy
+    from tfspike.distribute import fit, make_strategy
     strategy = make_strategy(sys.argv[1], cpu_devices=2)
     import keras, tensorflow as tf
     from tfspike.rsnn.model import RSNN
@@ -137,9 +136,10 @@ RSNN_SCRIPT = textwrap.dedent("""
             model.build((None, 40, 4))
             k = model.hidden.cell.kernel
             k.assign(tf.concat([k[:4] * 30.0, k[4:]], axis=0))  # a strong input drive: the hidden layer spikes
-            model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=False)
+            # full BPTT with XLA (under a strategy: each replica's pass compiled on its own), TBPTT without
+            model.compile(optimizer=keras.optimizers.SGD(0.5), jit_compile=tbptt == 0)
         init = [w.tolist() for w in model.get_weights()]
-        hist = model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=3, verbose=0).history
+        hist = fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=3, verbose=0).history
         out[tbptt] = {"init": init, "history": hist, "weights": [w.tolist() for w in model.get_weights()]}
     print(json.dumps(out))
 """)
@@ -147,7 +147,7 @@ RSNN_SCRIPT = textwrap.dedent("""
 
 def test_rsnn_mirrored_matches_one_device():
     """BRF with its hand-written loss (summed per-step NLL) and BPTT engine: 3 SGD steps on 2 replicas give
-    the weights, loss, accuracy and SOP of one device, full BPTT and truncated BPTT."""
+    the weights, loss, accuracy and SOP of one device, full BPTT (XLA) and truncated BPTT."""
     out = {}
     for kind in ("none", "mirrored"):
         proc = subprocess.run([sys.executable, "-c", RSNN_SCRIPT, kind], capture_output=True, text=True,
@@ -166,6 +166,49 @@ def test_rsnn_mirrored_matches_one_device():
             np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-5, err_msg=key)
 
 
+FS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from tfspike.distribute import fit, make_strategy
+    strategy = make_strategy(sys.argv[1], cpu_devices=2)
+    import keras, tensorflow as tf
+    from tfspike.fs.networks import build_cnn, fs_network
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, 16)
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model, _ = fs_network(build_cnn("swish"), "swish_k16_best")
+        model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=False, metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    init = [w.tolist() for w in model.get_weights()]
+    hist = fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=2, verbose=0).history
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "init": init, "history": hist,
+                      "weights": [w.tolist() for w in model.get_weights()]}))
+""")
+
+
+def test_fs_cnn_mirrored_matches_one_device():
+    """The FS-swish CNN (Keras' compiled loss, surrogate gradients through the FS neurons): 4 SGD steps on 2
+    replicas give the weights, loss and accuracy of one device."""
+    out = {}
+    for kind in ("none", "mirrored"):
+        proc = subprocess.run([sys.executable, "-c", FS_SCRIPT, kind], capture_output=True, text=True,
+                              env=_env(), cwd=ROOT, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    one, two = out["none"], out["mirrored"]
+    assert two["replicas"] == 2 and one["replicas"] == 1
+    moved = 0
+    for a, b, w0 in zip(one["weights"], two["weights"], one["init"]):
+        a, b, w0 = np.asarray(a), np.asarray(b), np.asarray(w0)
+        moved += int(np.abs(a - w0).max() > 1e-4)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert moved >= 6  # the kernels and biases of the conv and dense layers before the logits were trained
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-5, err_msg=key)
+
+
 def test_rsnn_refuses_a_clip_under_a_strategy(tmp_path):
     write_mnist_npz(tmp_path, n_train=20, n_test=4)
     line = _one_error_line(_main("--model_type=BRF", "--data_name=SMNIST", f"--data_dir={tmp_path}",
@@ -173,7 +216,7 @@ def test_rsnn_refuses_a_clip_under_a_strategy(tmp_path):
     assert "--clipnorm=0" in line and "SMNIST" in line
 
 
-@pytest.mark.parametrize("model_type", ["FS", "DDIM"])
+@pytest.mark.parametrize("model_type", ["DDIM"])
 def test_unsupported_family_refuses_mirrored_in_one_line(model_type, tmp_path):
     from tfspike.cli import families
 
@@ -182,6 +225,11 @@ def test_unsupported_family_refuses_mirrored_in_one_line(model_type, tmp_path):
     line = _one_error_line(_main(f"--model_type={model_type}", "--distribute=mirrored",
                                  f"--logging_dir={tmp_path}"))
     assert line == f"error: --distribute=mirrored is not supported by --model_type={model_type} yet"
+
+
+def test_fs_neuron_fit_refuses_a_strategy_in_one_line(tmp_path):
+    line = _one_error_line(_main("--model_type=FS", "--distribute=mirrored", f"--logging_dir={tmp_path}"))
+    assert "--network cnn" in line and "one device" in line
 
 
 def test_multi_worker_without_cluster_is_one_line(tmp_path):
@@ -211,3 +259,160 @@ def test_is_chief_reads_the_cluster():
     with_chief = dict(workers, chief=["c:3"])
     assert is_chief(Strategy(Resolver("chief", 0, with_chief)))
     assert not is_chief(Strategy(Resolver("worker", 0, with_chief)))
+
+
+# -- multi_worker: two worker processes on localhost ------------------------------------------------------
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("localhost", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def _start_workers(argv, n=2):
+    """``n`` worker processes of ``main.py argv --distribute=multi_worker`` (TF_CONFIG on free localhost ports)."""
+    hosts = [f"localhost:{p}" for p in _free_ports(n)]
+    procs = []
+    for index in range(n):
+        config = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *argv,
+                                       "--distribute=multi_worker"], cwd=ROOT, env=_env(TF_CONFIG=config),
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return procs
+
+
+def _finish(procs, timeout=400):
+    outs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=timeout)
+        outs.append(out)
+    for proc, out in zip(procs, outs):
+        assert proc.returncode == 0, out[-3000:]
+    return outs
+
+
+def _results_files(logs):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(logs) for f in files if f.endswith("_results.json"))
+
+
+def _assert_one_record_and_no_worker_folder(logs, outs):
+    """Exactly one results file under the shared --logging_dir (the chief's); the other worker wrote into a
+    temporary folder of its own, gone after it exited."""
+    assert len(_results_files(logs)) == 1, _results_files(logs)
+    worker_results = [line.split("results: ", 1)[1].strip() for line in outs[1].splitlines() if "results: " in line]
+    assert len(worker_results) == 1 and not worker_results[0].startswith(str(logs))
+    assert not os.path.exists(worker_results[0])
+
+
+def test_multi_worker_ttfs_matches_one_process(tmp_path):
+    import keras
+
+    from tfspike.ttfs import TTFSModel  # noqa: F401  registers the class for load_model
+
+    write_mnist_npz(tmp_path, n_train=64, n_test=48)
+    common = ["--model_type=SNN", "--model_name=FC2_example", f"--data_dir={tmp_path}", "--batch_size=16",
+              "--epochs=2", "--val_split=0.25", "--seed=5", "--save=True", "--plots=False", "--verbose=0",
+              "--jit_compile=False", "--steps_per_execution=1"]
+    one_logs, two_logs = tmp_path / "one", tmp_path / "two"
+    proc = _main(*common, f"--logging_dir={one_logs}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outs = _finish(_start_workers([*common, f"--logging_dir={two_logs}"]))
+    _assert_one_record_and_no_worker_folder(two_logs, outs)
+    one, two = (_results(logs, "MNIST-FC2_example-SNN") for logs in (one_logs, two_logs))
+    assert two["distribute"] == {"strategy": "multi_worker", "replicas": 2}
+    w1, w2 = (keras.saving.load_model(os.path.join(logs, "MNIST-FC2_example_snn.keras")).get_weights()
+              for logs in (one_logs, two_logs))
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # three batches per epoch, and validation
+        np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-5, err_msg=key)
+    assert one["test_loss"] != one["test_loss_initial"]  # training moved the weights
+    np.testing.assert_allclose(two["test_loss"], one["test_loss"], rtol=1e-5)
+    assert two["test_accuracy"] == one["test_accuracy"] and two["windows"] == one["windows"]
+
+
+@pytest.mark.data
+def test_multi_worker_brf_ecg_matches_one_process(golden_dir, tmp_path):
+    """BRF on ECG-shaped data (the golden ECG weights, so that the network spikes and learns), one train,
+    val and test batch per epoch, two epochs, XLA on: two workers give the single process's history and
+    weights."""
+    import keras
+
+    from datafiles import write_qtdb
+    from tfspike.rsnn.model import RSNN  # noqa: F401  registers the class for load_model
+
+    write_qtdb(tmp_path, n_train=36, n_test=8)
+    common = ["--model_type=BRF", "--data_name=ECG", f"--data_dir={tmp_path}", "--epochs=2", "--full_epochs=2",
+              "--max_batches=1", "--seed=3", "--plots=False", "--verbose=0",
+              f"--load={golden_dir / 'brf' / 'ecg_brf.npz'}"]
+    one_logs, two_logs = tmp_path / "one", tmp_path / "two"
+    proc = _main(*common, f"--logging_dir={one_logs}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outs = _finish(_start_workers([*common, f"--logging_dir={two_logs}"]))
+    _assert_one_record_and_no_worker_folder(two_logs, outs)
+    one, two = (_results(logs, "ECG-BRF") for logs in (one_logs, two_logs))
+    assert two["distribute"] == {"strategy": "multi_worker", "replicas": 2}
+    assert [r["epoch"] for r in two["history"]] == [r["epoch"] for r in one["history"]] == [0, 1, 2]
+    assert one["history"][2]["val_loss"] != one["history"][0]["val_loss"]  # training moved the weights
+    for r1, r2 in zip(one["history"], two["history"]):
+        for key in ("loss", "accuracy", "sop", "val_loss", "val_accuracy", "val_sop", "test_loss", "test_sop"):
+            if key in r1:
+                np.testing.assert_allclose(r2[key], r1[key], rtol=1e-5, err_msg=f"epoch {r1['epoch']} {key}")
+    for key in ("test_loss", "test_accuracy", "sop_per_sample", "best_epoch"):
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-5, err_msg=key)
+    w1, w2 = (keras.saving.load_model(os.path.join(logs, "ECG-BRF_best.keras")).get_weights()
+              for logs in (one_logs, two_logs))
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_multi_worker_run_resumes_after_a_worker_is_killed(tmp_path):
+    """SIGKILL worker 1 once the chief has backed up an epoch, stop the chief, restart both: they resume at
+    the backed-up epoch together, train only the remaining epochs and finish the chief's record."""
+    import signal
+    import time
+
+    from tfspike.cli.common import run_dirs
+
+    write_mnist_npz(tmp_path, n_train=2400, n_test=48)
+    logs = tmp_path / "logs"
+    argv = ["--model_type=ReLU", "--model_name=FC2_k", f"--data_dir={tmp_path}", f"--logging_dir={logs}",
+            "--epochs=4", "--batch_size=16", "--val_split=0", "--jit_compile=False", "--steps_per_execution=1",
+            "--plots=False", "--verbose=0"]
+    record = "MNIST-FC2_k-ReLU"
+    meta = logs / "backup" / record / "training_metadata.json"
+    procs = _start_workers(argv)
+    try:
+        deadline = time.monotonic() + 400
+        k = None
+        while time.monotonic() < deadline and k is None:
+            for proc in procs:
+                if proc.poll() is not None:
+                    pytest.fail(f"a worker ended before the kill:\n{proc.stdout.read()[-3000:]}")
+            try:
+                k = json.loads(meta.read_text())["epoch"] or None
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.05)
+        assert k is not None, "no epoch was backed up in time"
+        os.kill(procs[1].pid, signal.SIGKILL)  # mid-epoch k + 1
+        time.sleep(1.0)
+        os.kill(procs[0].pid, signal.SIGKILL)  # the chief is stuck in a collective with its dead peer
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    k = json.loads(meta.read_text())["epoch"]  # the backup both restart from
+    assert 1 <= k < 4
+    outs = _finish(_start_workers(argv))
+    assert all(f"resumed from epoch {k} of 4" in out for out in outs), outs[0][-2000:]
+    res = _results(logs, record)
+    assert res["resumed_from"] == k and res["epochs_run"] == 4 - k and len(res["history"]["loss"]) == 4 - k
+    assert [os.path.basename(d) for d in run_dirs(str(logs), record)] == ["001"]  # the chief's record, continued
+    assert len(_results_files(logs)) == 1 and not (logs / "backup" / record).exists()

@@ -275,3 +275,68 @@ def test_tiny_ddim_counts():
                                                               for l in sites))
     with pytest.raises(UserError, match="no FewSpike"):
         count_ddim(DiffusionModel(16, 1, (4, 8), 1, "swish"), 1, 1)
+
+
+@pytest.mark.parametrize("voltage_scaling", ["abs_plus_one", "none"])
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_outputs_and_spikes_are_the_layers_own_on_extreme_inputs(voltage_scaling, jit_compile):
+    """The counting pass computes FS spikes without the voltage scaling (gradient-only); outputs and spikes
+    stay bit-identical to the model's own pass and to the layer's ``spike_count``, also for ±inf, NaN,
+    denormal and huge pre-activations (the scaled form does not spike on +inf)."""
+    specials = np.array([np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, 3e38, -3e38, 0.0, -0.0], np.float32)
+    rng = np.random.default_rng(8)
+    x = np.concatenate([np.resize(specials, (3, 12)), rng.normal(0, 3, (9, 12)).astype(np.float32)])
+    x[4, :2] = [1.0000001, 0.99999994]
+    inp = keras.Input((12,))
+    fs = FewSpike("stoeckl_swish_k16", voltage_scaling=voltage_scaling, name="fs")
+    y = fs(inp)
+    model = keras.Model(inp, [y, keras.layers.Dense(3, name="readout")(y)])
+    nonzero_kernels(model)
+    report, (values, logits) = count_fs(model, x, batch_size=5, return_outputs=True, jit_compile=jit_compile)
+    own = tf.function(lambda t: model(t, training=False), jit_compile=jit_compile)(tf.constant(x))
+    assert np.array_equal(values, own[0].numpy()) and np.isfinite(values).all()  # bit for bit
+    np.testing.assert_allclose(logits, own[1].numpy(), rtol=1e-6, atol=1e-5)  # matmuls of other batch sizes
+    n = fs.spike_count(tf.constant(x)).numpy().astype(np.float64)
+    # the scaled form never spikes on +inf, the unscaled one does: the oracle is the layer's own form
+    assert (n[x == np.inf] == 0).all() == (voltage_scaling == "abs_plus_one")
+    snn, _ = by_name(report)
+    assert snn["fs"].spikes == pytest.approx(n.sum() / 12, rel=1e-12)
+    assert snn["readout"].synops == pytest.approx(n.sum() * 3 / 12, rel=1e-12)
+
+
+def numpy_max_pool_winner(values, counts, k, st):
+    """Valid max-pooling of (batch, H, W, C) values and the spikes of each window's first maximal element."""
+    b, hh, ww, c = values.shape
+    oh, ow = (hh - k) // st + 1, (ww - k) // st + 1
+    pooled, routed = np.zeros((b, oh, ow, c), values.dtype), np.zeros((b, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            win_v = values[:, i * st:i * st + k, j * st:j * st + k].reshape(b, k * k, c)
+            win_n = counts[:, i * st:i * st + k, j * st:j * st + k].reshape(b, k * k, c)
+            first = np.argmax(win_v, axis=1)  # NumPy's argmax: the first maximum
+            pooled[:, i, j] = np.take_along_axis(win_v, first[:, None], 1)[:, 0]
+            routed[:, i, j] = np.take_along_axis(win_n, first[:, None], 1)[:, 0]
+    return pooled, routed
+
+
+def test_spikes_route_through_padding_and_two_max_poolings():
+    inp = keras.Input((6, 6, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", name="conv")(inp)
+    x = FewSpike("relu_k4", name="fs")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pad")(x)  # 8x8: zeros that never spike
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)  # 4x4
+    x = keras.layers.MaxPooling2D(2, strides=1, name="pool2")(x)  # 3x3, overlapping
+    out = keras.layers.Dense(3, name="readout")(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    nonzero_kernels(model, seed=9)
+    x = np.random.default_rng(10).normal(0, 6, (5, 6, 6, 1)).astype("float32")
+    fs = model.get_layer("fs")
+    pre = keras.Model(model.inputs, fs.input).predict(x, verbose=0)
+    values, counts = forward_post(pre, *fs.current_params())
+    values, counts = np.pad(values, [(0, 0), (1, 1), (1, 1), (0, 0)]), np.pad(counts, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    values, counts = numpy_max_pool_winner(values, counts, 2, 2)
+    _, counts = numpy_max_pool_winner(values, counts, 2, 1)
+    assert 0 < counts.sum() and len(np.unique(counts)) > 2
+    for jit_compile in (True, False):
+        snn, _ = by_name(count_fs(model, x, jit_compile=jit_compile))
+        assert snn["readout"].synops == pytest.approx(counts.sum() * 3 / 5, rel=1e-12) and snn["readout"].macs == 0

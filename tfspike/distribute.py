@@ -4,13 +4,29 @@ What a strategy synchronises (data-parallel, synchronous): every replica holds t
 step, the global batch (``--batch_size``) is split over the replicas, each replica computes gradients
 on its share, the gradients are summed across replicas (an all-reduce) and every replica applies the
 same update. Keras divides its own losses by the number of replicas so that this sum is the gradient of
-the global-batch mean; Keras metrics are reduced across replicas. State a family updates by hand inside
+the global-batch mean (hand-written losses use :func:`batch_share`); Keras metrics are reduced across
+replicas. State a family updates by hand inside
 its train step (TTFS window widths) must be reduced explicitly: see :func:`replica_max`.
+
+Training and evaluation under a strategy run in :func:`fit` / :func:`evaluate`: the family's own
+``train_step`` / ``test_step`` inside ``strategy.run`` in a ``tf.function`` over a distributed dataset,
+driven by Keras callbacks. Keras 3's ``fit`` cannot do this itself: under ``MultiWorkerMirroredStrategy``
+its symbolic build reduces the first batch's ``(x, y)`` tuple and fails (keras-team/keras#20585; measured
+with Keras 3.15 / TF 2.21), and under any strategy it draws that batch from a fresh iterator, which moves
+a seeded reshuffling pipeline on by one permutation. Outside a strategy both call Keras' own ``fit`` /
+``evaluate``.
+
+Multi-worker runs: only the chief writes the run's record and artifacts; every other worker works in a
+temporary folder that starts as a copy of the chief's state (:func:`worker_folder`), so an interrupted
+run resumes at the same epoch on every worker (this needs a filesystem the workers share, as TensorFlow's
+own multi-worker checkpoints do).
 
 TensorFlow is imported inside functions, so that the CLI stays instant.
 """
 
 import os
+import shutil
+import weakref
 
 from tfspike.errors import UserError
 
@@ -103,6 +119,59 @@ def make_strategy(kind, cpu_devices=None):
         cluster_resolver=tf.distribute.cluster_resolver.SlurmClusterResolver())
 
 
+def barrier(strategy):
+    """Wait until every worker of ``strategy`` gets here (an all-reduce of one number); no-op for a
+    single-process strategy."""
+    if not is_multi_worker(strategy):
+        return
+    import tensorflow as tf
+
+    strategy.reduce("SUM", strategy.run(lambda: tf.ones([])), axis=None)
+
+
+def is_multi_worker(strategy):
+    """True for a ``MultiWorkerMirroredStrategy`` spanning more than one worker."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return sum(len(v) for k, v in spec.items() if k in ("chief", "worker")) > 1
+
+
+def worker_folder(strategy, logging_dir, name):
+    """The logging folder of this process: ``logging_dir`` for the chief (and for single-process runs);
+    for any other worker a fresh temporary folder (removed at exit) holding a copy of the chief's files of
+    this run — ``backup/<name>*`` and ``<name>*`` — so that it resumes from the chief's state. The copy is
+    made between two barriers: after the chief has prepared its folder, before it goes on."""
+    if is_chief(strategy):
+        barrier(strategy)
+        barrier(strategy)
+        return logging_dir
+    import atexit
+    import tempfile
+
+    resolver = strategy.cluster_resolver
+    folder = tempfile.mkdtemp(prefix=f"tfspike-{resolver.task_type}{resolver.task_id}-")
+    atexit.register(shutil.rmtree, folder, True)
+    barrier(strategy)  # the chief has cleared or kept its backup
+    chief = os.path.abspath(logging_dir)
+    for sub in ("backup", ""):
+        src_dir = os.path.join(chief, sub)
+        for entry in sorted(os.listdir(src_dir)) if os.path.isdir(src_dir) else ():
+            src, dst = os.path.join(src_dir, entry), os.path.join(folder, sub, entry)
+            if not entry.startswith(name):
+                continue
+            if os.path.isdir(src) and sub:
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            elif os.path.isfile(src):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy2(src, dst)
+    barrier(strategy)
+    return folder
+
+
 def is_chief(strategy):
     """True in the process that writes results, plots, logs and checkpoints: a single-process strategy,
     or the chief (worker 0 when the cluster has no chief task) of a multi-worker one."""
@@ -123,12 +192,23 @@ def num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def scale_for_replicas(loss):
-    """A hand-written per-replica loss (a mean over the replica's share of the batch) divided by the number
-    of replicas in sync, so that the all-reduced *sum* of the replicas' gradients is the gradient of the
-    global-batch mean (what Keras does for its own compiled losses). Unchanged outside a strategy."""
-    n = num_replicas()
-    return loss if n == 1 else loss / n
+def batch_share(batch_size):
+    """This replica's share ``n_r / Σ n`` of the global batch (a float32 scalar; 1 outside a strategy with
+    several replicas), for hand-written losses and loss metrics in a ``train_step`` / ``test_step``.
+
+    A per-replica loss that is a mean over the replica's ``n_r`` samples, multiplied by its share, sums over
+    the replicas (the all-reduce of the gradients) to the mean over the global batch — also when a partial
+    last batch splits unevenly (Keras divides its own losses by the number of replicas instead, which is
+    exact for equal shares only). A loss metric updated with ``sample_weight=share`` gains one value per
+    global batch, as on one device.
+    """
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return tf.constant(1.0)
+    n = tf.cast(batch_size, tf.float32)
+    return n / ctx.all_reduce("SUM", n)
 
 
 def replica_max(value):
@@ -144,3 +224,174 @@ def replica_max(value):
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
     return tf.reduce_max(ctx.all_gather(tf.expand_dims(value, 0), axis=0), axis=0)
+
+
+# -- training and evaluation under a strategy --------------------------------------------------------
+
+def is_distributed(model):
+    """True when ``model`` was built under a strategy with more than one replica (then :func:`fit` and
+    :func:`evaluate` run tfspike's distributed loop instead of Keras')."""
+    return model.distribute_strategy.num_replicas_in_sync > 1
+
+
+def _replica_batches(strategy, dataset):
+    """Each global batch of ``dataset`` split over the replicas, as ``PerReplica`` values: replica r of n
+    (in sync, over all workers) gets rows [⌊r·b/n⌋, ⌊(r+1)·b/n⌋) of a batch of b rows.
+
+    Every worker iterates ``dataset`` itself and keeps its replicas' rows: sharding by data, as
+    ``tf.data``'s ``AutoShardPolicy.DATA`` does for in-memory data. Unlike
+    ``strategy.experimental_distribute_dataset`` (which rebuilds the pipeline, and with it the state of a
+    seeded reshuffle), the global batches are exactly those that ``model.fit`` sees on one device.
+    """
+    import tensorflow as tf
+
+    def share(batch):
+        def rows(ctx):
+            def cut(t):
+                b = tf.shape(t)[0]
+                r, n = ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
+                return t[(r * b) // n:((r + 1) * b) // n]
+
+            return tf.nest.map_structure(cut, batch)
+
+        return strategy.experimental_distribute_values_from_function(rows)
+
+    for batch in dataset:
+        yield share(batch)
+    # Keras 3's epoch iterator opens a fresh iterator at the end of each epoch, and again at the start of the
+    # next: a seeded reshuffle therefore skips one permutation per epoch on one device. Do the same, so that
+    # epoch e sees the same batches as model.fit (tests/test_distribute.py pins this against model.fit).
+    iter(dataset)
+
+
+def _build_state(model, dataset):
+    """Create the optimizer's and the compiled loss/metrics' variables in cross-replica context, from one
+    zero batch shaped like ``dataset``'s elements: variables cannot be created inside ``strategy.run``.
+    (Drawing a real batch would start an extra iterator and move a seeded reshuffle on.)"""
+    import tensorflow as tf
+
+    def zeros(spec):
+        return tf.zeros([1] + list(spec.shape[1:]), spec.dtype)
+
+    batch = tf.nest.map_structure(zeros, dataset.element_spec)
+    x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+    with model.distribute_strategy.scope():
+        y_pred = model(x, training=False)
+        if y is not None and getattr(model, "loss", None) is not None:  # a compiled loss (and its metrics)
+            model.compute_loss(x, y, y_pred, training=False)
+            model.compute_metrics(x, y, y_pred, None)
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    model.reset_metrics()
+
+
+def _floats(logs):
+    return {k: float(v) for k, v in logs.items()}
+
+
+_STEP_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"train"/"test": its traced step}
+
+
+def _step_function(model, kind):
+    """``batch -> metrics``: ``model.train_step`` / ``test_step`` (``kind``) on every replica's share, then
+    the model's metrics read in cross-replica context — sums over all replicas (Keras metric variables are
+    sync-on-read sums), so the logged values are those of the global batch. Traced once per model."""
+    functions = _STEP_FUNCTIONS.setdefault(model, {})
+    if kind not in functions:
+        import tensorflow as tf
+
+        strategy, step = model.distribute_strategy, getattr(model, f"{kind}_step")
+
+        @tf.function
+        def run(batch):
+            strategy.run(step, args=(batch,))
+            return model.get_metrics_result()
+
+        functions[kind] = run
+    return functions[kind]
+
+
+def predict(model, dataset):
+    """``model.predict(dataset)`` (NumPy); for a model of a strategy with several replicas, the model's
+    forward pass on this process, batch by batch (no collective: every worker holds the same weights)."""
+    if not is_distributed(model):
+        return model.predict(dataset, verbose=0)
+    import numpy as np
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=False))
+    return np.concatenate([np.asarray(forward(x[0] if isinstance(x, tuple) else x)) for x in dataset])
+
+
+def evaluate(model, dataset, verbose=0):
+    """``model.evaluate(dataset, return_dict=True)`` (floats); under a strategy with several replicas, the
+    model's ``test_step`` on the distributed dataset, with metrics reduced over all replicas."""
+    if not is_distributed(model):
+        return _floats(model.evaluate(dataset, verbose=verbose, return_dict=True))
+    _build_state(model, dataset)
+    run = _step_function(model, "test")
+    model.reset_metrics()
+    logs = {}
+    for batch in _replica_batches(model.distribute_strategy, dataset):
+        logs = run(batch)
+    return _floats(logs)
+
+
+def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose=1, **kwargs):
+    """``model.fit(dataset, ...)``; under a strategy with several replicas, tfspike's distributed loop.
+
+    The loop follows Keras' ``fit`` step by step: the callbacks' hooks in the same order (so
+    ``BackupAndRestore``, ``TerminateOnNaN``, ``TensorBoard``, checkpoints and learning-rate schedules work
+    unchanged; a restored backup sets the first epoch), ``model.train_step`` on each replica's share of every
+    global batch (``strategy.run`` in a ``tf.function``), metrics reset each epoch and reduced over all
+    replicas, validation after each epoch (``val_`` logs). Every epoch iterates ``dataset`` afresh, as
+    Keras does, so a seeded reshuffle gives the same batches as on one device. Returns a ``History``.
+
+    Args:
+        model: a compiled Keras model (built under the strategy's scope for a distributed run).
+        dataset: a ``tf.data.Dataset`` of global batches ``(x, y)``.
+        epochs, validation_data, callbacks, verbose: as for ``keras.Model.fit``.
+        **kwargs: passed to ``model.fit`` outside a strategy (``shuffle``, ``steps_per_epoch``...); the
+            distributed loop accepts only ``shuffle=False``.
+    """
+    if not is_distributed(model):
+        return model.fit(dataset, epochs=epochs, validation_data=validation_data, callbacks=callbacks,
+                         verbose=verbose, **kwargs)
+    import keras
+
+    from tfspike.utils.callbacks import backup_epoch
+
+    if kwargs and set(kwargs) != {"shuffle"} or kwargs.get("shuffle", False):
+        raise UserError(f"tfspike.distribute.fit: {sorted(kwargs)} are not supported under a strategy "
+                        f"(shuffle the tf.data pipeline instead)")
+    callbacks = list(callbacks or [])
+    history = keras.callbacks.History()
+    steps = int(dataset.cardinality())
+    hooks = keras.callbacks.CallbackList(callbacks + [history], add_progbar=verbose != 0, model=model,
+                                         verbose=verbose, epochs=epochs, steps=steps if steps > 0 else None)
+    _build_state(model, dataset)
+    run = _step_function(model, "train")
+    model.stop_training = False
+    hooks.on_train_begin()
+    # BackupAndRestore restored the weights in on_train_begin; its metadata says how many epochs were done
+    restored = [backup_epoch(cb.backup_dir) for cb in callbacks if isinstance(cb, keras.callbacks.BackupAndRestore)]
+    first = max([e for e in restored if e] or [0])
+    epoch_logs = {}
+    for epoch in range(first, epochs):
+        model.reset_metrics()
+        hooks.on_epoch_begin(epoch)
+        logs = {}
+        for step, batch in enumerate(_replica_batches(model.distribute_strategy, dataset)):
+            hooks.on_train_batch_begin(step)
+            logs = _floats(run(batch))
+            hooks.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        epoch_logs = dict(logs)
+        if validation_data is not None:
+            epoch_logs.update({f"val_{k}": v for k, v in evaluate(model, validation_data).items()})
+        hooks.on_epoch_end(epoch, epoch_logs)
+        if model.stop_training:
+            break
+    hooks.on_train_end(logs=epoch_logs)
+    return history

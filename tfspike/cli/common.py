@@ -15,6 +15,7 @@ import random
 import sys
 import time
 
+from tfspike.distribute import is_chief, worker_folder
 from tfspike.errors import UserError
 
 TRUE = ("true", "1", "yes", "y", "on")
@@ -331,6 +332,10 @@ class RunContext:
             (weights, models, checkpoints, X_n) are artifacts: ``<logging_dir>/<name><suffix>``
             (:meth:`path`), written atomically.
 
+    ``strategy``: the run's ``tf.distribute`` strategy; in a multi-worker cluster only the chief writes into
+    ``--logging_dir`` (and ``--export``), every other worker into a temporary folder that starts as a copy of
+    the chief's files of this run (:func:`tfspike.distribute.worker_folder`).
+
     The record (log, results JSON, plots) goes to its own folder
     ``<logging_dir>/runs/<record>/<NNN>/<record><suffix>`` (:meth:`record_path`), where ``record`` is
     ``name`` plus the model type (:func:`record_name`) and ``NNN`` counts the runs of that record; no run
@@ -339,18 +344,26 @@ class RunContext:
     adds versions and total time, writes the results JSON atomically and marks the run finished.
     """
 
-    def __init__(self, args, name):
+    def __init__(self, args, name, strategy=None):
         self.args = args
         self.name = name
         self.record = record_name(name, args.model_type)
-        self.dir = prepare_dir(args.logging_dir)
-        if getattr(args, "export", None):  # checked before any training, not after it
-            prepare_dir(os.path.dirname(os.path.abspath(args.export)), "--export")
-        command = getattr(args, "command", None) or command_line(sys.argv[1:])
-        if not args.resume:
-            import shutil
+        self.chief = strategy is None or is_chief(strategy)
+        if self.chief:
+            self.dir = prepare_dir(args.logging_dir)
+            if getattr(args, "export", None):  # checked before any training, not after it
+                prepare_dir(os.path.dirname(os.path.abspath(args.export)), "--export")
+            if not args.resume:
+                import shutil
 
-            shutil.rmtree(os.path.join(self.dir, "backup", self.record), ignore_errors=True)
+                shutil.rmtree(os.path.join(self.dir, "backup", self.record), ignore_errors=True)
+        if strategy is not None:  # a non-chief worker: a temporary folder with a copy of the chief's state
+            self.dir = worker_folder(strategy, args.logging_dir, name)
+            if not self.chief:
+                args.logging_dir = self.dir
+                if getattr(args, "export", None):
+                    args.export = os.path.join(self.dir, "export")
+        command = getattr(args, "command", None) or command_line(sys.argv[1:])
         try:
             self.run_dir, self.continued = open_run_dir(self.dir, self.record, command, args.resume)
         except OSError as e:

@@ -21,6 +21,7 @@ from tfspike.fs.targets import TARGETS
 from tfspike.fs.trends import SELECT_RULES
 
 MODEL_TYPES = ("FS",)
+DISTRIBUTE = ("mirrored", "multi_worker")  # network mode only (--network cnn); tfspike.cli.common.check_distribute
 
 
 class FitSteps(int):
@@ -168,6 +169,9 @@ def run(args):
     check_args(args)
     if args.network != "none":
         return run_network(args)
+    if (getattr(args, "distribute", "none") or "none") != "none" or getattr(args, "cpu_devices", None):
+        raise UserError("--distribute/--cpu_devices train FS networks (--network cnn); a single FS neuron "
+                        "fit runs on one device")
     prefer_wide_vectors()  # before the first XLA compile: the fit loop is 1.4x faster on AVX-512
     if args.table:
         return run_table(args)
@@ -453,6 +457,10 @@ def run_network(args):
     from tfspike.fs import networks
     from tfspike.utils.models import count_parameters
 
+    from tfspike.distribute import fit, make_strategy
+
+    kind = getattr(args, "distribute", "none") or "none"
+    strategy = make_strategy(kind, getattr(args, "cpu_devices", None))  # before TensorFlow sets up its devices
     timer = Timer()
     (xtr, ytr), (xte, yte) = load_image_dataset(args.data_name, args.data_dir)
     xtr, xte = ttfs_preprocess(args.data_name, xtr), ttfs_preprocess(args.data_name, xte)  # x/255, channel axis
@@ -461,17 +469,22 @@ def run_network(args):
     fs_model = ann = None
     if args.load:
         load_started = Timer()
-        fs_model, load_path, set_name = _load_network(args, xte.shape[1:], num_classes)
+        with strategy.scope():  # variables (weights, optimizer, metrics) become the strategy's
+            fs_model, load_path, set_name = _load_network(args, xte.shape[1:], num_classes)
         load_seconds = load_started()
     else:
         set_name = args.fs_set.name
-    context = RunContext(args, network_record_name(args.network, args.data_name, set_name))
+    context = RunContext(args, network_record_name(args.network, args.data_name, set_name), strategy)
     log, results = context.log, context.results
     results.update({"network": args.network, "data_name": args.data_name, "activation": "swish",
                     "fs_params": set_name, "fs_params_flag": args.fs_params, "loaded": None,
                     "ann_epochs": args.ann_epochs, "epochs": args.epochs, "batch_size": args.batch_size,
                     "learning_rate": args.learning_rate, "ann_test_accuracy": None, "ann_test_loss": None})
     log.info(f"data {args.data_name}: train {xtr.shape}, test {xte.shape} ({data_seconds:.1f} s)")
+    if kind != "none":
+        results["distribute"] = {"strategy": kind, "replicas": strategy.num_replicas_in_sync}
+        log.info(f"--distribute={kind}: {strategy.num_replicas_in_sync} replicas "
+                 f"({', '.join(strategy.extended.worker_devices)}); global batch {args.batch_size}")
 
     def train_set():
         return make_dataset(xtr, ytr, args.batch_size, shuffle=True, seed=args.seed)
@@ -482,20 +495,22 @@ def run_network(args):
         log.info(loaded_message(args, load_path, f"the FS network (FS set {set_name})",
                                 seconds=load_seconds))
     else:
-        ann = networks.compile_classifier(networks.build_cnn("swish", xtr.shape[1:], num_classes),
-                                          args.learning_rate, jit_compile=args.jit_compile)
+        with strategy.scope():
+            ann = networks.compile_classifier(networks.build_cnn("swish", xtr.shape[1:], num_classes),
+                                              args.learning_rate, jit_compile=args.jit_compile)
         log.info(f"ANN: swish CNN, {count_parameters(ann)[0]:,} parameters, {args.ann_epochs} epoch(s), "
                  f"batch {args.batch_size}, Adam {args.learning_rate}, seed {args.seed}")
         t = Timer()
-        hist = ann.fit(train_set(), epochs=args.ann_epochs, verbose=args.verbose, shuffle=False,  # reshuffled
-                       callbacks=[keras.callbacks.TerminateOnNaN()])
+        hist = fit(ann, train_set(), epochs=args.ann_epochs, verbose=args.verbose, shuffle=False,  # reshuffled
+                   callbacks=[keras.callbacks.TerminateOnNaN()])
         train_seconds["ann"] = t()
         results["ann_history"] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         ann_stats = networks.evaluate_ann(ann, xte, yte)
         results.update(ann_test_accuracy=ann_stats["accuracy"], ann_test_loss=ann_stats["loss"])
         log.info(f"ANN: trained in {train_seconds['ann']:.1f} s; test accuracy {100 * ann_stats['accuracy']:.2f} %, "
                  f"loss {ann_stats['loss']:.4f}")
-        fs_model, report = networks.fs_network(ann, args.fs_set)
+        with strategy.scope():
+            fs_model, report = networks.fs_network(ann, args.fs_set)
         log.info(f"converted {report['n_sites']} swish sites to FS neurons of {set_name} "
                  f"(K={args.fs_set.K}): {report['n_fs_neurons']:,} FS neurons per image")
     results["params"] = count_parameters(fs_model)[0]
@@ -503,7 +518,8 @@ def run_network(args):
     results["history"] = None
     results["epochs_run"] = 0
     if args.epochs > 0:
-        _fine_tune(args, context, fs_model, train_set(), train_seconds)
+        with strategy.scope():
+            _fine_tune(args, context, fs_model, train_set(), train_seconds)
     results["train_seconds"] = train_seconds["ann"] + train_seconds["fs"]
     results["ann_train_seconds"], results["fs_train_seconds"] = train_seconds["ann"], train_seconds["fs"]
 
@@ -564,6 +580,7 @@ def preset_model(args, compile=True):
 def _fine_tune(args, context, fs_model, train, seconds):
     """``--epochs`` of the FS network through its surrogate gradients (NaN stop with the last good
     weights kept, resumable after an interruption)."""
+    from tfspike.distribute import fit
     from tfspike.fs.networks import compile_classifier
     from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
 
@@ -574,8 +591,8 @@ def _fine_tune(args, context, fs_model, train, seconds):
     if resumed:
         log.info(f"resumed from epoch {resumed} of {args.epochs} (backup of the interrupted run)")
     t = Timer()
-    hist = fs_model.fit(train, epochs=args.epochs, verbose=args.verbose, shuffle=False,  # train is reshuffled
-                        callbacks=standard_callbacks(context.dir, context.record, ckpt, resume=args.resume))
+    hist = fit(fs_model, train, epochs=args.epochs, verbose=args.verbose, shuffle=False,  # train is reshuffled
+               callbacks=standard_callbacks(context.dir, context.record, ckpt, resume=args.resume))
     seconds["fs"] = t()
     results.update(resumed_from=resumed, epochs_run=len(hist.history.get("loss", [])),
                    history={k: [float(v) for v in vals] for k, vals in hist.history.items()})

@@ -19,7 +19,7 @@ from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_over
 from tfspike.rsnn.tasks import TASKS
 
 MODEL_TYPES = neuron_names()
-DISTRIBUTE = ("mirrored",)  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
+DISTRIBUTE = ("mirrored", "multi_worker")  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
 # None = the task's recipe (tfspike.rsnn presets); the best-validation model is saved by default.
 DEFAULTS = {"save": True}
 
@@ -141,7 +141,7 @@ def run(args):
     neuron, task = args.model_type, args.data_name
     kind = getattr(args, "distribute", "none") or "none"
     strategy = make_strategy(kind, getattr(args, "cpu_devices", None))  # before TensorFlow sets up its devices
-    context = RunContext(args, f"{task}-{neuron}")
+    context = RunContext(args, f"{task}-{neuron}", strategy)
     logger, prefix = context.log, context.name
     overrides = _overrides(args)
     overrides["surrogate"] = DoubleGaussian(form=args.surrogate)
@@ -150,10 +150,9 @@ def run(args):
         if p["clipnorm"]:  # Keras 3 clips each replica's gradient before the all-reduce: not the global norm
             raise UserError(f"--distribute={kind} needs --clipnorm=0 (the {task} recipe clips at {p['clipnorm']}; "
                             f"Keras 3 would clip each replica's share of the gradient, not the global one)")
-        if args.jit_compile:
-            logger.info(f"--distribute={kind}: jit_compile=False (XLA fails under MirroredStrategy with Keras 3; "
-                        f"README: Scale out)")
-        args.jit_compile = False
+        if args.jit_compile:  # tfspike.rsnn.model.RSNN._on_replica
+            logger.info(f"--distribute={kind}: XLA compiles each replica's pass through time; the all-reduce "
+                        f"and the optimizer update run outside XLA (README: Scale out)")
     epochs = p["epochs"] if args.epochs is None else args.epochs
     if epochs > p["epochs"]:
         raise UserError(f"--epochs={epochs} exceeds the schedule's E={p['epochs']}; raise --full_epochs too")

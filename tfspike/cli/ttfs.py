@@ -17,7 +17,7 @@ MODEL_TYPES = ("SNN", "ReLU")
 DEFAULTS = {"learning_rate": 5e-4, "batch_size": 8, "epochs": 10, "save": False}
 DATA_NAMES = ("MNIST", "FMNIST", "CIFAR10", "CIFAR100")
 DATA_ALIASES = {"FashionMNIST": "FMNIST", "FASHIONMNIST": "FMNIST"}
-DISTRIBUTE = ("mirrored",)  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
+DISTRIBUTE = ("mirrored", "multi_worker")  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
 
 
 def _bits(s):
@@ -125,10 +125,10 @@ def preset_model(args, compile=True):
 class Run:
     """One TTFS/ReLU run: data, model, evaluation, training, saving (the reference's sequence)."""
 
-    def __init__(self, args):
+    def __init__(self, args, strategy=None):
         self.args = args
         self.prefix = f"{args.data_name}-{args.model_name}"
-        self.context = RunContext(args, self.prefix)
+        self.context = RunContext(args, self.prefix, strategy)
         self.resumed_from = None  # epochs an interrupted run of this command finished (set before training)
         self.energy_report = None  # --energy: the counts of the latest SNN evaluation
         self.dir = self.context.dir
@@ -245,8 +245,10 @@ class Run:
         bs = self.eval_batch_size()
         if a.model_type == "ReLU":
             from tfspike.data.pipeline import make_dataset
+            from tfspike.distribute import evaluate
 
-            loss, acc = self.model.evaluate(make_dataset(self.x_test, self.y_test, bs), verbose=0)
+            logs = evaluate(self.model, make_dataset(self.x_test, self.y_test, bs))
+            loss, acc = logs["loss"], logs["accuracy"]
             acc = round(acc * len(self.x_test)) / len(self.x_test)  # exact count: Keras averages in float32
         else:  # one streaming pass gives loss, accuracy and the spike metrics (noise drawn once)
             from tfspike.ttfs import evaluate_ttfs
@@ -270,6 +272,7 @@ class Run:
 
     # -- training -----------------------------------------------------------------------------------
     def train(self):
+        from tfspike.distribute import fit
         from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
 
         a = self.args
@@ -282,9 +285,9 @@ class Run:
         val = None if self.val is None else make_dataset(*self.val, self.eval_batch_size())
         timer = Timer()
         # the backup is the record's (model type included): an interrupted ReLU run never resumes an SNN run
-        hist = self.model.fit(train, epochs=a.epochs, validation_data=val, shuffle=False,  # train is reshuffled
-                              verbose=a.verbose,
-                              callbacks=standard_callbacks(self.dir, self.context.record, ckpt, resume=a.resume))
+        hist = fit(self.model, train, epochs=a.epochs, validation_data=val, shuffle=False,  # train is reshuffled
+                   verbose=a.verbose,
+                   callbacks=standard_callbacks(self.dir, self.context.record, ckpt, resume=a.resume))
         self.results["train_seconds"] = timer()
         self.results["history"] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.results["epochs_run"] = len(hist.history.get("loss", []))
@@ -355,7 +358,7 @@ def _strategy(args):
 def run(args):
     validate(args)
     strategy = _strategy(args)
-    r = Run(args)
+    r = Run(args, strategy)
     if args.mode:
         r.log.info("--mode is ignored (a debugging workaround of the reference)")
     import tensorflow as tf

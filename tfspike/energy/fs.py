@@ -29,8 +29,15 @@ The rule, per sample:
 
 All counts are per sample, averaged over the evaluated samples. The counting pass is the evaluation
 pass: the network is replayed layer by layer in one compiled function, every FS layer computes its output
-and its spike count in the same ``fs_forward`` call (the forward value is the FS layer's own), so
-``FSCounter.count(x, return_outputs=True)`` gives the predictions and the counts in one pass.
+and its spike count in the same ``fs_forward`` call (the forward value is the FS layer's own, bit for bit),
+so ``FSCounter.count(x, return_outputs=True)`` gives the predictions and the counts in one pass.
+
+Cost (``benchmarks/energy_fs.py``): the pass sums every spike map over the batch in the compiled function
+(routing layers route these sums, which commutes with the batch sum; per-sample spikes are kept only where
+a max-pooling picks its winners, in one fused elementwise pass) and runs FS layers with Stöckl's
+``abs_plus_one`` scaling as ``"none"`` (the same spikes, see :func:`_same_spikes_unscaled`): XLA on CPU
+then computes the K-step chain once for the output and once for the count, where the scaled form's
+division made it materialise every step.
 
 Example:
     >>> from tfspike.energy import count_fs
@@ -50,6 +57,7 @@ from tfspike.energy.report import EnergyReport, LayerCount
 from tfspike.errors import UserError
 from tfspike.fs.dynamics import fs_forward
 from tfspike.fs.layer import FewSpike
+from tfspike.surrogates.base import Surrogate
 
 RULE = ("FS: K neuron updates per FS neuron; each spike reaches the next weight layer's exact fan-out "
         "(dense: units; conv: covered output positions x filters under its padding/stride) through pure "
@@ -85,33 +93,49 @@ def _routes_winner(layer):
     return isinstance(layer, keras.layers.MaxPooling2D) and layer.data_format == "channels_last"
 
 
-def _winner_spikes(layer, values, spike_counts):
+def _winner_spikes(layer, values, spike_counts, pooled):
     """Spikes of each pooling window's winner (ties: the first element of the window in row-major
-    order). Built from ``extract_patches`` so that it compiles with XLA."""
+    order), per sample. ``pooled`` is the layer's output on ``values``: the winner is the element equal
+    to it. One elementwise pass over the kh·kw strided views of the (padded) input, so that XLA fuses it
+    into one loop (no window tensor, argmax or one-hot)."""
     (kh, kw), (sh, sw) = layer.pool_size, layer.strides
     if layer.padding == "same":  # pad like the pooling does: padding never wins
         pads = []
         for n, k, st in ((values.shape[1], kh, sh), (values.shape[2], kw, sw)):
             total = max((-(-n // st) - 1) * st + k - n, 0)
             pads.append([total // 2, total - total // 2])
-        # the lowest finite float, not -inf: XLA extracts patches with a one-hot convolution (-inf * 0 = nan)
-        values = tf.pad(values, [[0, 0], *pads, [0, 0]], constant_values=float(np.finfo(np.float32).min))
+        values = tf.pad(values, [[0, 0], *pads, [0, 0]], constant_values=float("-inf"))
         spike_counts = tf.pad(spike_counts, [[0, 0], *pads, [0, 0]])
-    channels = values.shape[-1]
+    oh, ow = pooled.shape[1], pooled.shape[2]
+    winner = tf.zeros_like(pooled)
+    for a in reversed(range(kh)):  # the last assignment wins: the first position in row-major order
+        for b in reversed(range(kw)):
+            def view(t):
+                return t[:, a:a + (oh - 1) * sh + 1:sh, b:b + (ow - 1) * sw + 1:sw]
 
-    def windows(t):
-        """(batch, out_h, out_w, kh·kw, channels): the pooling windows, row-major inside each window."""
-        if (kh, kw) == (sh, sw):  # non-overlapping (the usual pooling): a reshape, no patch convolution
-            oh, ow = t.shape[1] // kh, t.shape[2] // kw
-            t = tf.reshape(t[:, :oh * kh, :ow * kw], [-1, oh, kh, ow, kw, channels])
-            return tf.reshape(tf.transpose(t, [0, 1, 3, 2, 4, 5]), [-1, oh, ow, kh * kw, channels])
-        p = tf.image.extract_patches(t, [1, kh, kw, 1], [1, sh, sw, 1], [1, 1, 1, 1], "VALID")
-        return tf.reshape(p, tf.concat([tf.shape(p)[:3], [kh * kw, channels]], 0))
+            winner = tf.where(tf.equal(view(values), pooled), view(spike_counts), winner)
+    return winner
 
-    v, n = windows(values), windows(tf.cast(spike_counts, tf.float32))
-    is_max = tf.cast(tf.equal(v, tf.reduce_max(v, axis=3, keepdims=True)), tf.int32)
-    first = tf.argmax(is_max * tf.reshape(tf.range(kh * kw, 0, -1), [1, 1, 1, -1, 1]), axis=3)  # unique maximum
-    return tf.reduce_sum(n * tf.one_hot(first, kh * kw, axis=3, dtype=tf.float32), axis=3)
+
+def _same_spikes_unscaled(layer, h):
+    """Whether the layer's spikes can be computed with ``voltage_scaling="none"`` (after
+    :func:`_plus_inf_to_nan`), bit for bit.
+
+    Voltage scaling changes gradients only: the strict Heaviside of (v - T)/(|v| + 1) is that of v - T
+    for every finite v (the divisor is >= 1: no sign change, no underflow of a nonzero difference; for
+    tiny |v| it rounds to 1) and both are 0 for v = NaN and v = -inf; v = +inf (0 for the scaled form,
+    inf/inf) is the one difference, hence the NaN. A finite v stays finite while |h| < 2^100 (half an
+    ulp of the largest float32 is 2^103). The point: XLA does not duplicate the division into the two
+    loops that return the output and the spike count, and materialises every step of the chain
+    instead (≈ 7x the evaluation pass on the FS-swish CNN)."""
+    return (layer.voltage_scaling == "abs_plus_one" and bool(np.all(np.abs(h) < 2.0 ** 100))
+            and isinstance(layer.surrogate, Surrogate) and type(layer.surrogate).__call__ is Surrogate.__call__)
+
+
+def _plus_inf_to_nan(x):
+    """``x`` (float32) with +inf replaced by NaN: neither spikes at any step of either voltage scaling."""
+    x = tf.cast(x, tf.float32)
+    return tf.where(tf.equal(x, float("inf")), float("nan"), x)
 
 
 def _inner_shape(tensor, layer):
@@ -190,7 +214,8 @@ class FSCounter:
             if isinstance(layer, FewSpike):
                 h, d, T = layer.current_params()
                 self.fs_sites.append({"layer": layer, "params": (h, d, T), "K": int(layer.K),
-                                      "n_neurons": int(np.prod(_inner_shape(ins[0], layer)))})
+                                      "n_neurons": int(np.prod(_inner_shape(ins[0], layer))),
+                                      "unscaled": _same_spikes_unscaled(layer, h)})
                 self.order.append(("fs", len(self.fs_sites) - 1))
                 new = _SPIKE
             elif _is_routing(layer):
@@ -219,6 +244,15 @@ class FSCounter:
                 state[id(t)] = new
         # the weight layers that receive spikes: their batch-summed spike map is an output of the pass
         self._spiking = [i for i, w in enumerate(self.weight_layers) if w["state"] != _ANALOG]
+        # the tensors whose per-sample spikes a max-pooling needs (its own input, through pure routing)
+        self._per_sample = set()
+        for layer, args, kwargs, out in reversed(self._calls):
+            ins = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
+            if _routes_winner(layer) and state[id(ins[0])] == _SPIKE:
+                self._per_sample.add(id(ins[0]))
+            elif (_is_routing(layer) and all(state[id(t)] == _SPIKE for t in ins)
+                  and any(id(t) in self._per_sample for t in keras.tree.flatten(out))):
+                self._per_sample.update(id(t) for t in ins)
 
     # -- the pass ------------------------------------------------------------------------------
 
@@ -234,12 +268,18 @@ class FSCounter:
         if len(inputs) != len(self._inputs):
             raise UserError(f"{self.model.name!r} takes {len(self._inputs)} inputs, got {len(inputs)}")
         env = {id(kt): tf.convert_to_tensor(v) for kt, v in zip(self._inputs, inputs)}
-        spikes, analog = {}, {}  # id(tensor) → spikes per element / analog mask (mixed tensors only)
+        # id(tensor) → the batch-summed spikes per element (a batch axis of 1: routing commutes with the
+        # batch sum), the batch-summed analog mask (mixed tensors only) and, only where a max-pooling
+        # needs them, the per-sample spikes
+        sums, analog, spikes = {}, {}, {}
         fs_totals, weight_inputs = [], {}
         fs_i = w_i = 0
 
         def value(t):
             return env[id(t)] if isinstance(t, keras.KerasTensor) else t
+
+        def batch_sum(t):
+            return tf.reduce_sum(tf.cast(t, tf.float32), axis=0, keepdims=True)
 
         for layer, args, kwargs, out in self._calls:
             kwargs = dict(kwargs)
@@ -249,52 +289,62 @@ class FSCounter:
             if isinstance(layer, FewSpike):
                 h, d, T = self.fs_sites[fs_i]["params"]
                 fs_i += 1
-                y, n = fs_forward(value(ins[0]), h, d, T, layer.voltage_scaling, return_spike_count=True,
-                                  surrogate=layer.surrogate)
-                if self.jit_compile:
-                    y, n = _one_fused_output(y, n)
-                env[id(out)], spikes[id(out)] = y, n
-                fs_totals.append(tf.reduce_sum(tf.cast(n, tf.float64)))  # float32 sums lose integers above 2^24
+                x, scaling = value(ins[0]), layer.voltage_scaling
+                if self.fs_sites[fs_i - 1]["unscaled"]:
+                    x, scaling = _plus_inf_to_nan(x), "none"
+                y, n = fs_forward(x, h, d, T, scaling, return_spike_count=True, surrogate=layer.surrogate)
+                env[id(out)], sums[id(out)] = y, batch_sum(n)
+                if id(out) in self._per_sample:
+                    spikes[id(out)] = n
+                fs_totals.append(tf.reduce_sum(tf.cast(sums[id(out)], tf.float64)))
                 continue
             result = layer(*keras.tree.map_structure(value, args), **keras.tree.map_structure(value, kwargs))
             for kt, v in zip(keras.tree.flatten(out), keras.tree.flatten(result)):
                 env[id(kt)] = v
             if isinstance(layer, WEIGHT_LAYERS):
-                if id(ins[0]) in spikes:
-                    weight_inputs[w_i] = (tf.reduce_sum(tf.cast(spikes[id(ins[0])], tf.float32), axis=0),
-                                          analog.get(id(ins[0])))
+                if id(ins[0]) in sums:
+                    weight_inputs[w_i] = (sums[id(ins[0])][0], analog.get(id(ins[0])))
                 w_i += 1
-            elif _routes_winner(layer) and id(ins[0]) in spikes and id(ins[0]) not in analog:
-                spikes[id(out)] = _winner_spikes(layer, value(ins[0]), spikes[id(ins[0])])
-            elif _is_routing(layer) and any(id(t) in spikes for t in ins):
-                # the same routing applied to the spike counts (and, for a mix, to the analog mask)
-                def spike_map(t):
+            elif _routes_winner(layer) and id(ins[0]) in sums and id(ins[0]) not in analog:
+                winner = _winner_spikes(layer, value(ins[0]), spikes[id(ins[0])], env[id(out)])
+                sums[id(out)] = batch_sum(winner)
+                if id(out) in self._per_sample:
+                    spikes[id(out)] = winner
+            elif _is_routing(layer) and any(id(t) in sums for t in ins):
+                mixed = any(id(t) not in sums or id(t) in analog for t in ins)
+
+                def route(per_element):  # the same routing applied to one value per input element
+                    routed = layer(*keras.tree.map_structure(per_element, args),
+                                   **keras.tree.map_structure(per_element, kwargs))
+                    return zip(keras.tree.flatten(out), keras.tree.flatten(routed))
+
+                def one_row(t, fill):  # shaped like one sample of t, with a batch axis of 1
+                    return tf.fill(tf.concat([[1], tf.shape(env[id(t)])[1:]], 0), fill)
+
+                def sum_map(t):
                     if not isinstance(t, keras.KerasTensor):
                         return t
-                    return spikes.get(id(t), tf.zeros(tf.shape(env[id(t)]), tf.float32))
+                    return sums[id(t)] if id(t) in sums else one_row(t, 0.0)
 
-                routed = layer(*keras.tree.map_structure(spike_map, args), **keras.tree.map_structure(spike_map, kwargs))
-                mixed = any(id(t) not in spikes or id(t) in analog for t in ins)
+                for kt, s in route(sum_map):
+                    sums[id(kt)] = s
                 if mixed:
                     def analog_map(t):
                         if not isinstance(t, keras.KerasTensor):
                             return t
                         if id(t) in analog:
                             return analog[id(t)]
-                        fill = tf.zeros if id(t) in spikes else tf.ones
-                        return fill(tf.shape(env[id(t)]), tf.float32)
+                        # an analog input is analog in every sample of the batch
+                        return one_row(t, 0.0 if id(t) in sums else tf.cast(tf.shape(env[id(t)])[0], tf.float32))
 
-                    routed_analog = layer(*keras.tree.map_structure(analog_map, args),
-                                          **keras.tree.map_structure(analog_map, kwargs))
-                for kt, s in zip(keras.tree.flatten(out), keras.tree.flatten(routed)):
-                    spikes[id(kt)] = s
-                if mixed:
-                    for kt, a in zip(keras.tree.flatten(out), keras.tree.flatten(routed_analog)):
+                    for kt, a in route(analog_map):
                         analog[id(kt)] = a
+                elif any(id(kt) in self._per_sample for kt in keras.tree.flatten(out)):
+                    for kt, s in route(lambda t: spikes[id(t)] if isinstance(t, keras.KerasTensor) else t):
+                        spikes[id(kt)] = s
         counts = list(fs_totals)
         counts += [weight_inputs[i][0] for i in self._spiking]
-        counts += [tf.reduce_sum(tf.cast(weight_inputs[i][1], tf.float32), axis=0) for i in self._spiking
-                   if self.weight_layers[i]["state"] == _MIXED]
+        counts += [weight_inputs[i][1][0] for i in self._spiking if self.weight_layers[i]["state"] == _MIXED]
         outputs = [env[id(t)] for t in self._outputs]
         return (outputs[0] if len(outputs) == 1 else outputs), counts
 
@@ -314,7 +364,7 @@ class FSCounter:
             out, counts = self._pass(batch)
             for acc, c in zip(totals, counts):
                 acc += np.asarray(c, np.float64)
-            n_samples += int(tf.shape(batch[0])[0])
+            n_samples += int(batch[0].shape[0])
             if return_outputs:
                 outputs.append([np.asarray(o) for o in keras.tree.flatten(out)])
         if n_samples == 0:
@@ -360,18 +410,6 @@ class FSCounter:
         meta = dict(meta or {})
         meta["fs_fed_through"] = dict(self.fs_fed_through)
         return EnergyReport(layers, ann, int(n_samples), rule=rule, meta=meta)
-
-
-def _one_fused_output(y, n):
-    """``(y, n)`` unchanged, read back from one int64 (n in the high word, y's bits in the low word).
-
-    XLA on CPU compiles an FS loop with two outputs (value and spike count) into a multi-output fusion
-    about 6x slower than the single-output loop of the plain layer; packing both into one tensor keeps
-    one single-output loop (bit operations are exact and XLA does not fold them away)."""
-    low = tf.bitwise.bitwise_and(tf.cast(tf.bitcast(y, tf.int32), tf.int64), 0xFFFFFFFF)
-    packed = tf.bitwise.bitwise_or(tf.bitwise.left_shift(tf.cast(n, tf.int64), 32), low)
-    y = tf.bitcast(tf.cast(tf.bitwise.bitwise_and(packed, 0xFFFFFFFF), tf.uint32), tf.float32)
-    return y, tf.cast(tf.bitwise.right_shift(packed, 32), tf.float32)
 
 
 def _batches(x, batch_size, n_inputs):

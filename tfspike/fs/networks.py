@@ -17,6 +17,7 @@ import numpy as np
 
 from tfspike.convert.fewspike import activations_to_fewspike
 from tfspike.data.pipeline import make_dataset
+from tfspike.distribute import predict
 from tfspike.energy.fs import FSCounter
 from tfspike.energy.profiles import get_profile
 from tfspike.errors import UserError, WeightMismatchError
@@ -97,7 +98,7 @@ def classifier_scores(logits, y):
 
 def evaluate_ann(model, x, y, batch_size=EVAL_BATCH_SIZE):
     """``{"accuracy", "loss"}`` of a classifier on ``(x, y)`` (exact count; loss in float64)."""
-    logits = model.predict(make_dataset(x, batch_size=batch_size), verbose=0)
+    logits = predict(model, make_dataset(x, batch_size=batch_size))
     accuracy, loss = classifier_scores(logits, y)
     return {"accuracy": accuracy, "loss": loss}
 

@@ -11,7 +11,7 @@ Example:
 import keras
 import tensorflow as tf
 
-from tfspike.distribute import scale_for_replicas
+from tfspike.distribute import batch_share
 from tfspike.errors import UserError
 from tfspike.rsnn.metrics import CountAccuracy, correct_and_total, expand_targets, step_nll, summed_loss
 from tfspike.rsnn.neurons import neuron_spec
@@ -66,8 +66,9 @@ class RSNN(keras.Model):
 
     ``fit`` backpropagates the *sum* over kept steps of the batch-mean NLL and logs it divided by the
     number of kept steps as ``loss``; ``accuracy`` and ``sop`` (hidden spikes per sample) are logged too.
-    Under a ``tf.distribute`` strategy the backpropagated loss is divided by the number of replicas (the
-    gradients are summed across them), and Keras reduces the logged metrics across replicas.
+    Under a ``tf.distribute`` strategy each replica's loss is weighted by its share of the global batch
+    (:func:`tfspike.distribute.batch_share`; the gradients are summed across replicas), so training and
+    the logged metrics are those of the global batch, even when the last batch splits unevenly.
     """
 
     def __init__(self, neuron="BRF", hidden_units=36, output_units=6, hidden_config=None, readout_config=None,
@@ -118,8 +119,9 @@ class RSNN(keras.Model):
         loss_sum, n_kept = summed_loss(step_nll(kept, targets))
         return loss_sum, n_kept, kept, targets, tf.reduce_sum(spikes, axis=[1, 2])
 
-    def _update_metrics(self, loss_sum, n_kept, kept, targets, counts):
-        self.loss_tracker.update_state(loss_sum / n_kept)
+    def _update_metrics(self, loss_sum, n_kept, kept, targets, counts, share):
+        # the loss metric is the mean over (global) batches, as the reference logs it: one value per batch
+        self.loss_tracker.update_state(loss_sum / tf.cast(n_kept, loss_sum.dtype), sample_weight=share)
         self.accuracy_tracker.update_state(*correct_and_total(kept, targets, self.per_step_labels, self.label_last))
         self.sop_tracker.update_state(counts)
         return {m.name: m.result() for m in self.metrics}
@@ -128,13 +130,30 @@ class RSNN(keras.Model):
         x, y = data[0], data[1]
         if self.tbptt:
             return self._tbptt_train_step(x, y)
-        with tf.GradientTape() as tape:
-            loss_sum, n_kept, kept, targets, counts = self.loss_and_stats(x, y, training=True)
-            # under a tf.distribute strategy: the loss of the global batch (gradients are summed over replicas)
-            scaled = scale_for_replicas(loss_sum)
-        grads = tape.gradient(scaled, self.trainable_variables)
+        share = batch_share(tf.shape(x)[0])  # under a strategy: this replica's part of the global batch
+        grads, (loss_sum, n_kept, kept, targets, counts) = self._on_replica(self._gradients)(x, y, share)
         self.optimizer.apply(grads, self.trainable_variables)
-        return self._update_metrics(loss_sum, n_kept, kept, targets, counts)
+        return self._update_metrics(loss_sum, n_kept, kept, targets, counts, share)
+
+    def _gradients(self, x, y, share):
+        """Gradients of the share-weighted summed loss, and the step's statistics."""
+        with tf.GradientTape() as tape:
+            stats = self.loss_and_stats(x, y, training=True)
+            scaled = stats[0] * share  # the replicas' gradients sum to that of the global batch
+        return tape.gradient(scaled, self.trainable_variables), stats
+
+    def _on_replica(self, method):
+        """``method`` (a bound method), XLA-compiled on its own when the model is compiled with
+        ``jit_compile`` and runs on several replicas: the pass through time is compiled, the all-reduces
+        and the optimizer update stay outside XLA (compiling the whole step fails under a strategy with
+        Keras 3, keras-team/keras#19005). On one replica Keras compiles the whole step itself."""
+        ctx = tf.distribute.get_replica_context()
+        if not (self.jit_compile and ctx is not None and ctx.num_replicas_in_sync > 1):
+            return method
+        compiled = self.__dict__.setdefault("_xla_methods", {})
+        if method.__name__ not in compiled:
+            compiled[method.__name__] = tf.function(method, jit_compile=True)
+        return compiled[method.__name__]
 
     def _chunk_targets(self, y, logits, start, end):
         """(logits, targets) of the loss terms of chunk [start, end] (logits cover the chunk)."""
@@ -151,6 +170,7 @@ class RSNN(keras.Model):
         if steps is None:
             raise UserError("truncated BPTT needs a static sequence length")
         batch = tf.shape(x)[0]
+        share = batch_share(batch)
         states = tuple(self.hidden.cell.get_initial_state(batch))
         o = self.readout.cell.get_initial_state(batch)[0]
         counts = tf.zeros((batch,), x.dtype)
@@ -161,7 +181,7 @@ class RSNN(keras.Model):
                 logits, o_new = self.readout.run(spikes, initial_state=o)
                 chunk_logits, targets = self._chunk_targets(y, logits, start, end)
                 loss_sum, _ = summed_loss(step_nll(chunk_logits, targets))
-                scaled = scale_for_replicas(loss_sum)
+                scaled = loss_sum * share
             grads = tape.gradient(scaled, self.trainable_variables)
             self.optimizer.apply(grads, self.trainable_variables)
             states = tuple(tf.stop_gradient(s) for s in new_states)
@@ -173,11 +193,12 @@ class RSNN(keras.Model):
         kept = kept_logits[-1] if self.label_last else tf.concat(kept_logits, axis=1)
         targets = expand_targets(y, kept, self.per_step_labels, self.label_last, self.sub_seq_length)
         n_kept = 1 if self.label_last else kept.shape[1]
-        return self._update_metrics(logged_sum, n_kept, kept, targets, counts)
+        return self._update_metrics(logged_sum, n_kept, kept, targets, counts, share)
 
     def test_step(self, data):
         x, y = data[0], data[1]
-        return self._update_metrics(*self.loss_and_stats(x, y, training=False))
+        stats = self._on_replica(self.loss_and_stats)(x, y, training=False)
+        return self._update_metrics(*stats, batch_share(tf.shape(x)[0]))
 
     @property
     def metrics(self):

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfspike import distribute
 from tfspike.data import pipeline
 from tfspike.errors import UserError
 from tfspike.rsnn.metrics import derived_stats
@@ -52,7 +53,7 @@ def evaluate(model, x, y, batch_size, max_batches=None, dataset=None):
     """
     if dataset is None:
         dataset = make_dataset(x, y, batch_size, max_batches=max_batches)
-    logs = model.evaluate(dataset, verbose=0, return_dict=True)
+    logs = distribute.evaluate(model, dataset)
     steps = int(x.shape[1])
     out = {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]), "sop": float(logs["sop"])}
     out.update(derived_stats(out["sop"], steps, model.hidden_units))
@@ -160,7 +161,8 @@ def fit_recipe(model, train, val, test, *, learning_rate, total_epochs, epochs, 
         callbacks += standard_callbacks(logging_dir, prefix, checkpoint=ckpt) + list(extra_callbacks)
         train_ds = make_dataset(*train, batch_size, shuffle=True, seed=seed, max_batches=max_batches)
         val_ds = make_dataset(*val, val_batch_size, max_batches=max_batches)
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+        distribute.fit(model, train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                       shuffle=False)
         nan_stop = ckpt.saw_nan
         if nan_stop:
             log("training stopped on a non-finite loss; the best weights so far are kept")

@@ -87,14 +87,18 @@ def standard_callbacks(logging_dir, prefix, checkpoint=None, resume=True):
     return cbs
 
 
-def resume_point(logging_dir, prefix):
-    """Epochs finished by an interrupted ``fit`` whose ``BackupAndRestore`` backup is
-    ``<logging_dir>/backup/<prefix>`` (``fit`` resumes after them), or None when there is none."""
+def backup_epoch(backup_dir):
+    """Epochs finished by the interrupted ``fit`` whose ``BackupAndRestore`` folder is ``backup_dir``
+    (from its ``training_metadata.json``; ``fit`` resumes after them), or None when there is none."""
     import json
 
-    path = os.path.join(logging_dir, "backup", prefix, "training_metadata.json")
     try:
-        with open(path) as f:
+        with open(os.path.join(backup_dir, "training_metadata.json")) as f:
             return int(json.load(f)["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def resume_point(logging_dir, prefix):
+    """:func:`backup_epoch` of the backup ``<logging_dir>/backup/<prefix>``."""
+    return backup_epoch(os.path.join(logging_dir, "backup", prefix))
