@@ -5,12 +5,12 @@ step, the global batch (``--batch_size``) is split over the replicas, each repli
 on its share, the gradients are summed across replicas (an all-reduce) and every replica applies the
 same update. Keras divides its own losses by the number of replicas so that this sum is the gradient of
 the global-batch mean (hand-written losses use :func:`batch_share`); Keras metrics are reduced across
-replicas. State a family updates by hand inside
-its train step (TTFS window widths) must be reduced explicitly: see :func:`replica_max`.
+replicas. State a family updates by hand inside its train step (TTFS window widths) must be reduced
+explicitly: see :func:`replica_max`.
 
 Training and evaluation under a strategy run in :func:`fit` / :func:`evaluate`: the family's own
-``train_step`` / ``test_step`` inside ``strategy.run`` in a ``tf.function`` over a distributed dataset,
-driven by Keras callbacks. Keras 3's ``fit`` cannot do this itself: under ``MultiWorkerMirroredStrategy``
+``train_step`` / ``test_step`` inside ``strategy.run`` in a ``tf.function`` on each replica's rows of every
+global batch, driven by Keras callbacks. Keras 3's ``fit`` cannot do this itself: under ``MultiWorkerMirroredStrategy``
 its symbolic build reduces the first batch's ``(x, y)`` tuple and fails (keras-team/keras#20585; measured
 with Keras 3.15 / TF 2.21), and under any strategy it draws that batch from a fresh iterator, which moves
 a seeded reshuffling pipeline on by one permutation. Outside a strategy both call Keras' own ``fit`` /
