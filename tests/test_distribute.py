@@ -310,25 +310,33 @@ def _assert_one_record_and_no_worker_folder(logs, outs):
     assert not os.path.exists(worker_results[0])
 
 
+def _one_process_and_two_workers(argv, tmp_path, record):
+    """Run ``main.py argv`` in one process and as two workers; ``((logs, results), (logs, results))``
+    after checking that the workers wrote exactly one record."""
+    one_logs, two_logs = tmp_path / "one", tmp_path / "two"
+    proc = _main(*argv, f"--logging_dir={one_logs}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outs = _finish(_start_workers([*argv, f"--logging_dir={two_logs}"]))
+    _assert_one_record_and_no_worker_folder(two_logs, outs)
+    two = _results(two_logs, record)
+    assert two["distribute"] == {"strategy": "multi_worker", "replicas": 2}
+    return (one_logs, _results(one_logs, record)), (two_logs, two)
+
+
 def test_multi_worker_ttfs_matches_one_process(tmp_path):
     import keras
 
-    from tfspike.ttfs import TTFSModel  # noqa: F401  registers the class for load_model
+    from tfspike.ttfs import TTFSModel  # also registers the class for load_model
 
     write_mnist_npz(tmp_path, n_train=64, n_test=48)
     common = ["--model_type=SNN", "--model_name=FC2_example", f"--data_dir={tmp_path}", "--batch_size=16",
               "--epochs=2", "--val_split=0.25", "--seed=5", "--save=True", "--plots=False", "--verbose=0",
               "--jit_compile=False", "--steps_per_execution=1"]
-    one_logs, two_logs = tmp_path / "one", tmp_path / "two"
-    proc = _main(*common, f"--logging_dir={one_logs}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    outs = _finish(_start_workers([*common, f"--logging_dir={two_logs}"]))
-    _assert_one_record_and_no_worker_folder(two_logs, outs)
-    one, two = (_results(logs, "MNIST-FC2_example-SNN") for logs in (one_logs, two_logs))
-    assert two["distribute"] == {"strategy": "multi_worker", "replicas": 2}
-    w1, w2 = (keras.saving.load_model(os.path.join(logs, "MNIST-FC2_example_snn.keras")).get_weights()
+    (one_logs, one), (two_logs, two) = _one_process_and_two_workers(common, tmp_path, "MNIST-FC2_example-SNN")
+    m1, m2 = (keras.saving.load_model(os.path.join(logs, "MNIST-FC2_example_snn.keras"))
               for logs in (one_logs, two_logs))
-    for a, b in zip(w1, w2):
+    assert isinstance(m2, TTFSModel)
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # three batches per epoch, and validation
         np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-5, err_msg=key)
@@ -345,19 +353,13 @@ def test_multi_worker_brf_ecg_matches_one_process(golden_dir, tmp_path):
     import keras
 
     from datafiles import write_qtdb
-    from tfspike.rsnn.model import RSNN  # noqa: F401  registers the class for load_model
+    from tfspike.rsnn.model import RSNN  # also registers the class for load_model
 
     write_qtdb(tmp_path, n_train=36, n_test=8)
     common = ["--model_type=BRF", "--data_name=ECG", f"--data_dir={tmp_path}", "--epochs=2", "--full_epochs=2",
               "--max_batches=1", "--seed=3", "--plots=False", "--verbose=0",
               f"--load={golden_dir / 'brf' / 'ecg_brf.npz'}"]
-    one_logs, two_logs = tmp_path / "one", tmp_path / "two"
-    proc = _main(*common, f"--logging_dir={one_logs}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    outs = _finish(_start_workers([*common, f"--logging_dir={two_logs}"]))
-    _assert_one_record_and_no_worker_folder(two_logs, outs)
-    one, two = (_results(logs, "ECG-BRF") for logs in (one_logs, two_logs))
-    assert two["distribute"] == {"strategy": "multi_worker", "replicas": 2}
+    (one_logs, one), (two_logs, two) = _one_process_and_two_workers(common, tmp_path, "ECG-BRF")
     assert [r["epoch"] for r in two["history"]] == [r["epoch"] for r in one["history"]] == [0, 1, 2]
     assert one["history"][2]["val_loss"] != one["history"][0]["val_loss"]  # training moved the weights
     for r1, r2 in zip(one["history"], two["history"]):
@@ -366,9 +368,9 @@ def test_multi_worker_brf_ecg_matches_one_process(golden_dir, tmp_path):
                 np.testing.assert_allclose(r2[key], r1[key], rtol=1e-5, err_msg=f"epoch {r1['epoch']} {key}")
     for key in ("test_loss", "test_accuracy", "sop_per_sample", "best_epoch"):
         np.testing.assert_allclose(two[key], one[key], rtol=1e-5, err_msg=key)
-    w1, w2 = (keras.saving.load_model(os.path.join(logs, "ECG-BRF_best.keras")).get_weights()
-              for logs in (one_logs, two_logs))
-    for a, b in zip(w1, w2):
+    m1, m2 = (keras.saving.load_model(os.path.join(logs, "ECG-BRF_best.keras")) for logs in (one_logs, two_logs))
+    assert isinstance(m2, RSNN)
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 

@@ -19,7 +19,8 @@ from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_over
 from tfspike.rsnn.tasks import TASKS
 
 MODEL_TYPES = neuron_names()
-DISTRIBUTE = ("mirrored", "multi_worker")  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
+# --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
+DISTRIBUTE = ("mirrored", "multi_worker")
 # None = the task's recipe (tfspike.rsnn presets); the best-validation model is saved by default.
 DEFAULTS = {"save": True}
 

@@ -17,7 +17,8 @@ MODEL_TYPES = ("SNN", "ReLU")
 DEFAULTS = {"learning_rate": 5e-4, "batch_size": 8, "epochs": 10, "save": False}
 DATA_NAMES = ("MNIST", "FMNIST", "CIFAR10", "CIFAR100")
 DATA_ALIASES = {"FashionMNIST": "FMNIST", "FASHIONMNIST": "FMNIST"}
-DISTRIBUTE = ("mirrored", "multi_worker")  # --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
+# --distribute strategies this family runs under (tfspike.cli.common.check_distribute)
+DISTRIBUTE = ("mirrored", "multi_worker")
 
 
 def _bits(s):
