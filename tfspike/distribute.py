@@ -264,32 +264,36 @@ def _replica_batches(strategy, dataset):
     iter(dataset)
 
 
+_STEP_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"built": True, "train"/"test": its traced step}
+
+
 def _build_state(model, dataset):
     """Create the optimizer's and the compiled loss/metrics' variables in cross-replica context, from one
     zero batch shaped like ``dataset``'s elements: variables cannot be created inside ``strategy.run``.
     (Drawing a real batch would start an extra iterator and move a seeded reshuffle on.)"""
     import tensorflow as tf
 
-    def zeros(spec):
-        return tf.zeros([1] + list(spec.shape[1:]), spec.dtype)
-
-    batch = tf.nest.map_structure(zeros, dataset.element_spec)
+    state = _STEP_FUNCTIONS.setdefault(model, {})
+    if state.get("built"):
+        return
+    batch = tf.nest.map_structure(lambda spec: tf.zeros([1] + list(spec.shape[1:]), spec.dtype),
+                                  dataset.element_spec)
     x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+    compiled_loss = y is not None and getattr(model, "loss", None) is not None
     with model.distribute_strategy.scope():
-        y_pred = model(x, training=False)
-        if y is not None and getattr(model, "loss", None) is not None:  # a compiled loss (and its metrics)
-            model.compute_loss(x, y, y_pred, training=False)
-            model.compute_metrics(x, y, y_pred, None)
+        if compiled_loss or not model.built:  # an eager pass: cheap for one sample, once per model
+            y_pred = model(x, training=False)
+            if compiled_loss:  # the compiled loss and metrics create their variables on first use
+                model.compute_loss(x, y, y_pred, training=False)
+                model.compute_metrics(x, y, y_pred, None)
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
     model.reset_metrics()
+    state["built"] = True
 
 
 def _floats(logs):
     return {k: float(v) for k, v in logs.items()}
-
-
-_STEP_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"train"/"test": its traced step}
 
 
 def _step_function(model, kind):
