@@ -149,6 +149,8 @@ def headline_metric(info):
         return "KID", f"{m['kid']:.4g}"
     if "mse" in m:
         return "MSE", f"{m['mse']:.4g}"
+    if not m:  # a card made before its evaluation (make_card's first step)
+        return "not evaluated", "—"
     key = sorted(m)[0]
     return key, f"{m[key]:.4g}"
 
