@@ -264,7 +264,7 @@ def _replica_batches(strategy, dataset):
     iter(dataset)
 
 
-_STEP_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"built": True, "train"/"test": its traced step}
+_STEP_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"built": its compile, "train"/"test": its traced step}
 
 
 def _build_state(model, dataset):
@@ -274,8 +274,10 @@ def _build_state(model, dataset):
     import tensorflow as tf
 
     state = _STEP_FUNCTIONS.setdefault(model, {})
-    if state.get("built"):
+    compiled = (id(model.optimizer), id(getattr(model, "loss", None)))  # a recompiled model builds again
+    if state.get("built") == compiled:
         return
+    state.clear()  # traced steps of an earlier compile hold its optimizer
     batch = tf.nest.map_structure(lambda spec: tf.zeros([1] + list(spec.shape[1:]), spec.dtype),
                                   dataset.element_spec)
     x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
@@ -289,7 +291,7 @@ def _build_state(model, dataset):
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
     model.reset_metrics()
-    state["built"] = True
+    state["built"] = compiled
 
 
 def _floats(logs):
