@@ -14,7 +14,10 @@ global batch, driven by Keras callbacks. Keras 3's ``fit`` cannot do this itself
 its symbolic build reduces the first batch's ``(x, y)`` tuple and fails (keras-team/keras#20585; measured
 with Keras 3.15 / TF 2.21), and under any strategy it draws that batch from a fresh iterator, which moves
 a seeded reshuffling pipeline on by one permutation. Outside a strategy both call Keras' own ``fit`` /
-``evaluate``.
+``evaluate``. Two optional model hooks: ``prepare_global_batch(batch, training)`` runs in cross-replica
+context on each global batch before it is split (randomness drawn per global batch, as one device draws it:
+the DDIM's noise), and ``optimized_variables`` names the variables the optimizer updates when that is not
+all trainable variables.
 
 Multi-worker runs: only the chief writes the run's record and artifacts; every other worker works in a
 temporary folder that starts as a copy of the chief's state (:func:`worker_folder`), so an interrupted
@@ -234,34 +237,66 @@ def is_distributed(model):
     return model.distribute_strategy.num_replicas_in_sync > 1
 
 
-def _replica_batches(strategy, dataset):
-    """Each global batch of ``dataset`` split over the replicas, as ``PerReplica`` values: replica r of n
-    (in sync, over all workers) gets rows [⌊r·b/n⌋, ⌊(r+1)·b/n⌋) of a batch of b rows.
+class _EpochBatches:
+    """The global batches of ``dataset`` epoch by epoch, drawn from its iterators exactly as Keras 3's epoch
+    iterator draws them on one device, so that a seeded reshuffle gives the batches of ``model.fit``.
 
-    Every worker iterates ``dataset`` itself and keeps its replicas' rows: sharding by data, as
-    ``tf.data``'s ``AutoShardPolicy.DATA`` does for in-memory data. Unlike
+    Without ``steps_per_epoch`` every epoch opens a fresh iterator, and so does the end of an epoch that used
+    up the dataset: a seeded reshuffle therefore skips one permutation per epoch (tests/test_distribute.py pins
+    this against ``model.fit``). With ``steps_per_epoch`` one iterator carries over from epoch to epoch, an
+    epoch stops early where the dataset ends, and the next epoch starts on a fresh iterator.
+
+    Every worker iterates ``dataset`` itself and keeps its replicas' rows of each global batch (sharding by
+    data, as ``tf.data``'s ``AutoShardPolicy.DATA`` does for in-memory data). Unlike
     ``strategy.experimental_distribute_dataset`` (which rebuilds the pipeline, and with it the state of a
-    seeded reshuffle), the global batches are exactly those that ``model.fit`` sees on one device.
+    seeded reshuffle), the global batches are exactly those that one device sees.
     """
+
+    def __init__(self, dataset, steps_per_epoch=None):
+        self.dataset, self.steps_per_epoch = dataset, steps_per_epoch
+        n = int(dataset.cardinality())
+        self.num_batches = n if n > 0 else None
+        self.iterator, self.seen = None, 0
+
+    @property
+    def steps(self):
+        """Steps per epoch for the progress bar (None: unknown)."""
+        return self.steps_per_epoch or self.num_batches
+
+    def epoch(self):
+        steps = self.steps
+        if not steps:  # unknown length (not a pipeline tfspike builds): one iterator per epoch, to its end
+            yield from self.dataset
+            return
+        if self.iterator is None or self.steps_per_epoch is None:
+            self.iterator, self.seen = iter(self.dataset), 0
+        for _ in range(steps):
+            if self.num_batches and self.seen >= self.num_batches:
+                break
+            self.seen += 1
+            try:
+                batch = next(self.iterator)
+            except StopIteration:
+                self.iterator = None
+                return
+            yield batch
+        if self.num_batches and self.seen >= self.num_batches:
+            self.iterator, self.seen = iter(self.dataset), 0
+
+
+def _replica_rows(batch):
+    """This replica's rows of a global batch (inside ``strategy.run``): replica r of n (in sync, over all
+    workers) gets rows [⌊r·b/n⌋, ⌊(r+1)·b/n⌋) of a batch of b rows."""
     import tensorflow as tf
 
-    def share(batch):
-        def rows(ctx):
-            def cut(t):
-                b = tf.shape(t)[0]
-                r, n = ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
-                return t[(r * b) // n:((r + 1) * b) // n]
+    ctx = tf.distribute.get_replica_context()
+    r, n = ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
 
-            return tf.nest.map_structure(cut, batch)
+    def cut(t):
+        b = tf.shape(t)[0]
+        return t[(r * b) // n:((r + 1) * b) // n]
 
-        return strategy.experimental_distribute_values_from_function(rows)
-
-    for batch in dataset:
-        yield share(batch)
-    # Keras 3's epoch iterator opens a fresh iterator at the end of each epoch, and again at the start of the
-    # next: a seeded reshuffle therefore skips one permutation per epoch on one device. Do the same, so that
-    # epoch e sees the same batches as model.fit (tests/test_distribute.py pins this against model.fit).
-    iter(dataset)
+    return tf.nest.map_structure(cut, batch)
 
 
 _STEP_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"built": its compile, "train"/"test": its traced step}
@@ -289,7 +324,8 @@ def _build_state(model, dataset):
                 model.compute_loss(x, y, y_pred, training=False)
                 model.compute_metrics(x, y, y_pred, None)
         if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
+            # a model that optimises only part of its weights (the DDIM: not its EMA copy) names them
+            model.optimizer.build(getattr(model, "optimized_variables", model.trainable_variables))
     model.reset_metrics()
     state["built"] = compiled
 
@@ -299,19 +335,27 @@ def _floats(logs):
 
 
 def _step_function(model, kind):
-    """``batch -> metrics``: ``model.train_step`` / ``test_step`` (``kind``) on every replica's share, then
-    the model's metrics read in cross-replica context — sums over all replicas (Keras metric variables are
-    sync-on-read sums), so the logged values are those of the global batch. Traced once per model."""
+    """``global batch -> metrics``: the model's ``prepare_global_batch(batch, training)`` if it has one (in
+    cross-replica context: e.g. the DDIM draws its noise for the whole global batch there, so that every
+    replica's rows get the noise one device would draw for them), then ``model.train_step`` / ``test_step``
+    (``kind``) on every replica's rows inside ``strategy.run``, then the model's metrics read in cross-replica
+    context — sums over all replicas (Keras metric variables are sync-on-read sums), so the logged values
+    are those of the global batch — under the keys the step returns. Traced once per model."""
     functions = _STEP_FUNCTIONS.setdefault(model, {})
     if kind not in functions:
         import tensorflow as tf
 
         strategy, step = model.distribute_strategy, getattr(model, f"{kind}_step")
+        prepare = getattr(model, "prepare_global_batch", None)
 
         @tf.function
         def run(batch):
-            strategy.run(step, args=(batch,))
-            return model.get_metrics_result()
+            if prepare is not None:
+                batch = prepare(batch, training=kind == "train")
+            logs = strategy.run(lambda b: step(_replica_rows(b)), args=(batch,))
+            results = model.get_metrics_result()
+            # the keys the step reports (as Keras' fit shows them), each its metric read across the replicas
+            return {k: results[k] for k in logs if k in results} if isinstance(logs, dict) else results
 
         functions[kind] = run
     return functions[kind]
@@ -329,40 +373,45 @@ def predict(model, dataset):
     return np.concatenate([np.asarray(forward(x[0] if isinstance(x, tuple) else x)) for x in dataset])
 
 
-def evaluate(model, dataset, verbose=0):
-    """``model.evaluate(dataset, return_dict=True)`` (floats); under a strategy with several replicas, the
-    model's ``test_step`` on the distributed dataset, with metrics reduced over all replicas."""
+def evaluate(model, dataset, verbose=0, steps=None):
+    """``model.evaluate(dataset, steps=steps, return_dict=True)`` (floats); under a strategy with several
+    replicas, the model's ``test_step`` on each replica's rows of the first ``steps`` global batches (all:
+    None), with metrics reduced over all replicas."""
     if not is_distributed(model):
-        return _floats(model.evaluate(dataset, verbose=verbose, return_dict=True))
+        return _floats(model.evaluate(dataset, steps=steps, verbose=verbose, return_dict=True))
     _build_state(model, dataset)
     run = _step_function(model, "test")
     model.reset_metrics()
     logs = {}
-    for batch in _replica_batches(model.distribute_strategy, dataset):
+    for batch in _EpochBatches(dataset, steps).epoch():
         logs = run(batch)
     return _floats(logs)
 
 
-def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose=1, **kwargs):
+def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose=1, steps_per_epoch=None,
+        validation_steps=None, **kwargs):
     """``model.fit(dataset, ...)``; under a strategy with several replicas, tfspike's distributed loop.
 
     The loop follows Keras' ``fit`` step by step: the callbacks' hooks in the same order (so
     ``BackupAndRestore``, ``TerminateOnNaN``, ``TensorBoard``, checkpoints and learning-rate schedules work
     unchanged; a restored backup sets the first epoch), ``model.train_step`` on each replica's share of every
     global batch (``strategy.run`` in a ``tf.function``), metrics reset each epoch and reduced over all
-    replicas, validation after each epoch (``val_`` logs). Every epoch iterates ``dataset`` afresh, as
-    Keras does, so a seeded reshuffle gives the same batches as on one device. Returns a ``History``.
+    replicas, validation after each epoch (``val_`` logs). The global batches are drawn from ``dataset`` as
+    Keras draws them (:class:`_EpochBatches`), so a seeded reshuffle gives the same batches as on one device.
+    Returns a ``History``.
 
     Args:
         model: a compiled Keras model (built under the strategy's scope for a distributed run).
         dataset: a ``tf.data.Dataset`` of global batches ``(x, y)``.
-        epochs, validation_data, callbacks, verbose: as for ``keras.Model.fit``.
-        **kwargs: passed to ``model.fit`` outside a strategy (``shuffle``, ``steps_per_epoch``...); the
-            distributed loop accepts only ``shuffle=False``.
+        epochs, validation_data, callbacks, verbose, steps_per_epoch, validation_steps: as for
+            ``keras.Model.fit``.
+        **kwargs: passed to ``model.fit`` outside a strategy (``shuffle``...); the distributed loop accepts
+            only ``shuffle=False``.
     """
     if not is_distributed(model):
         return model.fit(dataset, epochs=epochs, validation_data=validation_data, callbacks=callbacks,
-                         verbose=verbose, **kwargs)
+                         verbose=verbose, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                         **kwargs)
     import keras
 
     from tfspike.utils.callbacks import backup_epoch
@@ -372,9 +421,9 @@ def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose
                         f"(shuffle the tf.data pipeline instead)")
     callbacks = list(callbacks or [])
     history = keras.callbacks.History()
-    steps = int(dataset.cardinality())
+    batches = _EpochBatches(dataset, steps_per_epoch)
     hooks = keras.callbacks.CallbackList(callbacks + [history], add_progbar=verbose != 0, model=model,
-                                         verbose=verbose, epochs=epochs, steps=steps if steps > 0 else None)
+                                         verbose=verbose, epochs=epochs, steps=batches.steps)
     _build_state(model, dataset)
     run = _step_function(model, "train")
     model.stop_training = False
@@ -387,7 +436,7 @@ def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose
         model.reset_metrics()
         hooks.on_epoch_begin(epoch)
         logs = {}
-        for step, batch in enumerate(_replica_batches(model.distribute_strategy, dataset)):
+        for step, batch in enumerate(batches.epoch()):
             hooks.on_train_batch_begin(step)
             logs = _floats(run(batch))
             hooks.on_train_batch_end(step, logs)
@@ -395,7 +444,7 @@ def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose
                 break
         epoch_logs = dict(logs)
         if validation_data is not None:
-            epoch_logs.update({f"val_{k}": v for k, v in evaluate(model, validation_data).items()})
+            epoch_logs.update({f"val_{k}": v for k, v in evaluate(model, validation_data, steps=validation_steps).items()})
         hooks.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:
             break

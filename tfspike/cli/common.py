@@ -204,6 +204,17 @@ def check_distribute(args, family):
         raise UserError(f"--cpu_devices is not supported by --model_type={args.model_type} yet")
 
 
+def strategy_record(log, strategy, kind, batch_size):
+    """The ``distribute`` block of a run's results (``{"strategy", "replicas"}``; None for
+    ``--distribute=none``), and one log line naming the replicas' devices and the global batch."""
+    if kind == "none":
+        return None
+    replicas = strategy.num_replicas_in_sync
+    log.info(f"--distribute={kind}: {replicas} replicas ({', '.join(strategy.extended.worker_devices)}); "
+             f"global batch {batch_size}")
+    return {"strategy": kind, "replicas": replicas}
+
+
 def set_seed(seed):
     import numpy as np
 

@@ -11,11 +11,15 @@ and ``cache/`` (the offline KID classifier). Rerunning the same command resumes 
 
 import os
 
-from tfspike.cli.common import RunContext, fraction, loaded_message, nonneg_int, positive_float, positive_int
+from tfspike.cli.common import (RunContext, fraction, loaded_message, nonneg_int, positive_float, positive_int,
+                                strategy_record)
 from tfspike.ddim.choices import ACTIVATIONS, FS_PARAM_SETS
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("DDIM",)
+# --distribute strategies this family runs under (tfspike.cli.common.check_distribute): noise per global batch,
+# synchronised BatchNorm, the EMA and KID of the global batch (tfspike.ddim.diffusion.DiffusionModel)
+DISTRIBUTE = ("mirrored", "multi_worker")
 # keras-io's DDIM recipe; the best weights by KID are saved by default.
 DEFAULTS = {"learning_rate": 1e-3, "batch_size": 64, "epochs": 1, "save": True}
 
@@ -112,6 +116,7 @@ def run(args):
 
     from tfspike.cli.common import set_seed
     from tfspike.ddim import data as ddim_data
+    from tfspike.distribute import fit, make_strategy
     from tfspike.ddim.callbacks import ImageGridCallback, ResultsWriter
     from tfspike.ddim.diffusion import sample_fs_spike_stats
     from tfspike.ddim.kid import INCEPTION_LABEL, inception_encoder, offline_encoder, offline_label
@@ -119,7 +124,9 @@ def run(args):
     from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
     from tfspike.utils.models import count_parameters
 
-    context = RunContext(args, run_prefix(args))
+    distribute = getattr(args, "distribute", "none") or "none"
+    strategy = make_strategy(distribute, getattr(args, "cpu_devices", None))  # before TensorFlow sets up its devices
+    context = RunContext(args, run_prefix(args), strategy)
     log, prefix = context.log, context.name
     log.info(f"{prefix}: {vars(args)}")
 
@@ -164,9 +171,15 @@ def run(args):
     set_seed(args.seed)  # the classifier may or may not have trained: same DDIM init either way
 
     # -- model -------------------------------------------------------------------------------
-    model = build_model(args, image_size, channels, encoder, kid_name)
-    model.normalizer.adapt(adapt_data)
-    compile_model(model, args)
+    with strategy.scope():  # the model's, EMA's, optimizer's and metrics' variables become the strategy's
+        model = build_model(args, image_size, channels, encoder, kid_name)
+        model.normalizer.adapt(adapt_data)
+        compile_model(model, args)
+    if distribute != "none":
+        context.results["distribute"] = strategy_record(log, strategy, distribute, args.batch_size)
+        if args.jit_compile:
+            log.info(f"--distribute={distribute}: the train and validation steps run without XLA under a strategy "
+                     f"(README: Scale out); sampling for the image grids keeps it")
     trainable, non_trainable = count_parameters(model.network)
     n_fs = len(fs_layers(model.network))
     structure = {"trainable_params": trainable, "non_trainable_params": non_trainable,
@@ -209,8 +222,8 @@ def run(args):
     callbacks += standard_callbacks(context.dir, context.record, checkpoint, resume=args.resume)
 
     timer = time.perf_counter()
-    model.fit(train_ds, epochs=args.epochs, steps_per_epoch=steps, validation_data=val_ds,
-              validation_steps=val_steps, callbacks=callbacks, verbose=args.verbose)
+    fit(model, train_ds, epochs=args.epochs, steps_per_epoch=steps, validation_data=val_ds,
+        validation_steps=val_steps, callbacks=callbacks, verbose=args.verbose)
     log.info(f"training took {time.perf_counter() - timer:.1f} s")
     if checkpoint.saw_nan:
         log.info("non-finite loss or weights: training stopped; the best finite checkpoint is kept")
@@ -288,7 +301,9 @@ def load_weights_file(model, path):
 
 def evaluate_only(model, val_ds, val_steps, kid_name, config, extra, context):
     """``--epochs=0``: validation noise/image loss and KID of the (loaded) model, no training."""
-    logs = model.evaluate(val_ds, steps=val_steps, return_dict=True, verbose=context.verbose)
+    from tfspike.distribute import evaluate
+
+    logs = evaluate(model, val_ds, steps=val_steps, verbose=context.verbose)
     results = {"config": config, **extra, "epochs_run": 0,
                "val_noise_loss": float(logs["n_loss"]), "val_image_loss": float(logs["i_loss"]),
                "kid": float(logs[kid_name]) if kid_name in logs else None}

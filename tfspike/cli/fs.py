@@ -13,7 +13,7 @@ import argparse
 import os
 
 from tfspike.cli.common import (RunContext, Timer, csv_list, loaded_message, nonneg_int, positive_float, positive_int,
-                                prepare_dir, str2bool)
+                                prepare_dir, str2bool, strategy_record)
 from tfspike.ddim.choices import fs_params_name
 from tfspike.errors import UserError
 from tfspike.fs.pipeline import INITS, PAPER_TABLE  # these modules load no TensorFlow at import
@@ -482,9 +482,7 @@ def run_network(args):
                     "learning_rate": args.learning_rate, "ann_test_accuracy": None, "ann_test_loss": None})
     log.info(f"data {args.data_name}: train {xtr.shape}, test {xte.shape} ({data_seconds:.1f} s)")
     if kind != "none":
-        results["distribute"] = {"strategy": kind, "replicas": strategy.num_replicas_in_sync}
-        log.info(f"--distribute={kind}: {strategy.num_replicas_in_sync} replicas "
-                 f"({', '.join(strategy.extended.worker_devices)}); global batch {args.batch_size}")
+        results["distribute"] = strategy_record(log, strategy, kind, args.batch_size)
 
     def train_set():
         return make_dataset(xtr, ytr, args.batch_size, shuffle=True, seed=args.seed)

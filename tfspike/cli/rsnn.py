@@ -13,7 +13,8 @@ TensorBoard logs and two PNGs (training curves, spike raster).
 
 import time
 
-from tfspike.cli.common import RunContext, loaded_message, nonneg_float, nonneg_int, positive_int, str2bool
+from tfspike.cli.common import (RunContext, loaded_message, nonneg_float, nonneg_int, positive_int, str2bool,
+                                strategy_record)
 from tfspike.errors import UserError
 from tfspike.rsnn.neurons import add_neuron_arguments, neuron_names, neuron_overrides
 from tfspike.rsnn.tasks import TASKS
@@ -166,9 +167,7 @@ def run(args):
         else:
             model = build_rsnn(neuron, task, **overrides)
     if kind != "none":
-        context.results["distribute"] = {"strategy": kind, "replicas": strategy.num_replicas_in_sync}
-        logger.info(f"--distribute={kind}: {strategy.num_replicas_in_sync} replicas "
-                    f"({', '.join(strategy.extended.worker_devices)}); global batch {p['batch_size']}")
+        context.results["distribute"] = strategy_record(logger, strategy, kind, p["batch_size"])
     train, val, test, extra = load_task(args)
     if train[0].shape[1:] != (p["steps"], p["input_units"]):
         raise UserError(f"{task} data have shape {train[0].shape[1:]}, the network expects "

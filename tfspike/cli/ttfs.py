@@ -9,7 +9,7 @@ import os
 import time
 
 from tfspike.cli.common import (RunContext, Timer, fraction, loaded_message, nonneg_float, nonneg_int,
-                                positive_int, str2bool)
+                                positive_int, str2bool, strategy_record)
 from tfspike.errors import UserError
 
 MODEL_TYPES = ("SNN", "ReLU")
@@ -383,10 +383,8 @@ def run(args):
     with strategy.scope():  # variables (weights, windows, optimizer, metrics) become the strategy's
         r.build()
         r.compile()
-    if strategy.num_replicas_in_sync > 1 or kind != "none":
-        r.results["distribute"] = {"strategy": kind, "replicas": strategy.num_replicas_in_sync}
-        r.log.info(f"--distribute={kind}: {strategy.num_replicas_in_sync} replicas "
-                   f"({', '.join(strategy.extended.worker_devices)}); global batch {args.batch_size}")
+    if kind != "none":
+        r.results["distribute"] = strategy_record(r.log, strategy, kind, args.batch_size)
     from tfspike.utils.models import count_parameters
 
     r.results["params"] = count_parameters(r.model)[0]

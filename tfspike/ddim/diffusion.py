@@ -15,6 +15,7 @@ from keras import layers, ops
 
 from tfspike.ddim.kid import KID
 from tfspike.ddim.unet import fs_layers, residual_unet
+from tfspike.distribute import batch_share
 
 
 @keras.saving.register_keras_serializable(package="tfspike")
@@ -31,6 +32,8 @@ class DiffusionModel(keras.Model):
         kid_encoder: a Keras model, images in [0, 1] → features; ``None``: no KID metric.
         kid_name: the KID metric name, e.g. ``kid_fmnist_cnn128`` (history key ``val_<kid_name>``).
         seed: seed of the noise and diffusion-time generator.
+        synchronized_bn: BatchNormalization statistics over all replicas of the ``tf.distribute`` strategy in
+            scope (None: when it has more than one replica; :func:`tfspike.ddim.unet.residual_unet`).
 
     Input shape: images ``(batch, S, S, C)`` in [0, 1] (``fit``/``evaluate`` data).
     Output shape: ``generate(n, steps)`` → ``(n, S, S, C)`` in [0, 1].
@@ -47,7 +50,8 @@ class DiffusionModel(keras.Model):
     def __init__(self, image_size, channels=3, widths=(32, 64, 96, 128), block_depth=2, activation="swish",
                  fs_params="published", voltage_scaling="abs_plus_one", embedding_dims=32,
                  embedding_max_frequency=1000.0, min_signal_rate=0.02, max_signal_rate=0.95, ema=0.999,
-                 kid_diffusion_steps=5, kid_encoder=None, kid_name="kid", seed=None, **kwargs):
+                 kid_diffusion_steps=5, kid_encoder=None, kid_name="kid", seed=None, synchronized_bn=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.channels = int(image_size), int(channels)
         self.widths, self.block_depth = [int(w) for w in widths], int(block_depth)
@@ -59,9 +63,12 @@ class DiffusionModel(keras.Model):
         self.ema, self.kid_diffusion_steps = float(ema), int(kid_diffusion_steps)
         self.kid_name, self.seed = kid_name, seed
         self.normalizer = layers.Normalization(name="normalizer")
+        if synchronized_bn is None:
+            synchronized_bn = tf.distribute.get_strategy().num_replicas_in_sync > 1
         self.network = residual_unet(image_size, channels, widths, block_depth, activation, fs_params,
                                      voltage_scaling, embedding_dims,
-                                     embedding_max_frequency=embedding_max_frequency, name="network")
+                                     embedding_max_frequency=embedding_max_frequency,
+                                     synchronized_bn=bool(synchronized_bn), name="network")
         self.ema_network = keras.models.clone_model(self.network)
         self.ema_network.name = "ema_network"
         self.ema_network.set_weights(self.network.get_weights())
@@ -173,29 +180,57 @@ class DiffusionModel(keras.Model):
 
     # -- training and evaluation ---------------------------------------------------------------
 
-    def _noisy_batch(self, images):
-        batch = ops.shape(images)[0]
-        noises = keras.random.normal((batch, self.image_size, self.image_size, self.channels),
-                                     seed=self.seed_generator)
-        diffusion_times = keras.random.uniform((batch, 1, 1, 1), 0.0, 1.0, seed=self.seed_generator)
-        noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
-        return noises, noise_rates, signal_rates, signal_rates * images + noise_rates * noises
+    @property
+    def optimized_variables(self):
+        """The variables the optimizer updates: the training network's (the EMA copy follows by averaging)."""
+        return self.network.trainable_weights
 
-    def train_step(self, images):
+    def prepare_global_batch(self, images, training):
+        """``(images, noises, diffusion_times)`` of one batch, plus for evaluation with a KID metric the
+        initial noise of the generated images: drawn from the model's seed generator in the order one
+        device's step draws them. ``tfspike.distribute`` calls it once per global batch before splitting the
+        batch over the replicas, so each replica gets the noise one device would draw for its rows."""
+        shape = (ops.shape(images)[0], self.image_size, self.image_size, self.channels)
+        noises = keras.random.normal(shape, seed=self.seed_generator)
+        diffusion_times = keras.random.uniform((shape[0], 1, 1, 1), 0.0, 1.0, seed=self.seed_generator)
+        drawn = (images, noises, diffusion_times)
+        if not training and self.kid_metric is not None:
+            drawn += (keras.random.normal(shape, seed=self.seed_generator),)
+        return drawn
+
+    def _noisy(self, images, noises, diffusion_times):
+        """``(noise_rates, signal_rates, noisy_images)``: the images mixed with the noise at the schedule's rates."""
+        noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+        return noise_rates, signal_rates, signal_rates * images + noise_rates * noises
+
+    def _drawn(self, data, training):
+        # Keras' fit/evaluate pass the images; tfspike.distribute passes this replica's rows of the drawn batch
+        return tuple(data) if isinstance(data, (tuple, list)) else self.prepare_global_batch(data, training)
+
+    def train_step(self, data):
+        images, noises, diffusion_times = self._drawn(data, training=True)
         images = self.normalizer(images, training=True)
-        noises, noise_rates, signal_rates, noisy_images = self._noisy_batch(images)
+        noise_rates, signal_rates, noisy_images = self._noisy(images, noises, diffusion_times)
+        share = batch_share(ops.shape(images)[0])  # 1 on one device; the gradients are summed over replicas
         with tf.GradientTape() as tape:
             pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=True)
             noise_loss = ops.mean(ops.abs(noises - pred_noises))
             image_loss = ops.mean(ops.abs(images - pred_images))
-        gradients = tape.gradient(noise_loss, self.network.trainable_weights)
+            replica_loss = noise_loss * share
+        gradients = tape.gradient(replica_loss, self.network.trainable_weights)
         self.optimizer.apply_gradients(zip(gradients, self.network.trainable_weights))
-        self.noise_loss_tracker.update_state(noise_loss)
-        self.image_loss_tracker.update_state(image_loss)
-        # EMA over all weights, BN moving statistics included (keras-io).
+        self.noise_loss_tracker.update_state(noise_loss, sample_weight=share)
+        self.image_loss_tracker.update_state(image_loss, sample_weight=share)
+        # EMA over all weights, BN moving statistics included (keras-io); the same on every replica.
         for weight, ema_weight in zip(self.network.weights, self.ema_network.weights):
             ema_weight.assign(self.ema * ema_weight + (1.0 - self.ema) * weight)
         return self._logs()
+
+    def get_metrics_result(self):
+        # the "loss" key of _logs, for tfspike.distribute, which reads the logged values from the metrics
+        results = super().get_metrics_result()
+        results["loss"] = results["n_loss"]
+        return results
 
     def _logs(self):
         # "loss" (= n_loss, the optimised noise loss) is the key the shared NaN stop reads
@@ -203,17 +238,18 @@ class DiffusionModel(keras.Model):
         n_loss = self.noise_loss_tracker.result()
         return {"loss": n_loss, "n_loss": n_loss, "i_loss": self.image_loss_tracker.result()}
 
-    def test_step(self, images):
+    def test_step(self, data):
+        images, noises, diffusion_times, *kid_noise = self._drawn(data, training=False)
         images = self.normalizer(images, training=False)
-        noises, noise_rates, signal_rates, noisy_images = self._noisy_batch(images)
+        noise_rates, signal_rates, noisy_images = self._noisy(images, noises, diffusion_times)
+        share = batch_share(ops.shape(images)[0])
         pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=False)
-        self.noise_loss_tracker.update_state(ops.mean(ops.abs(noises - pred_noises)))
-        self.image_loss_tracker.update_state(ops.mean(ops.abs(images - pred_images)))
+        self.noise_loss_tracker.update_state(ops.mean(ops.abs(noises - pred_noises)), sample_weight=share)
+        self.image_loss_tracker.update_state(ops.mean(ops.abs(images - pred_images)), sample_weight=share)
         logs = self._logs()
         if self.kid_metric is not None:
             real = self.denormalize(images)
-            initial_noise = keras.random.normal(ops.shape(images), seed=self.seed_generator)
-            generated = self._generate(initial_noise, self.kid_diffusion_steps)
+            generated = self._generate(kid_noise[0], self.kid_diffusion_steps)
             self.kid_metric.update_state(real, generated)
             logs[self.kid_name] = self.kid_metric.result()
         return logs
@@ -224,8 +260,8 @@ class DiffusionModel(keras.Model):
         gen = keras.random.SeedGenerator(seed)
         batch = ops.shape(images)[0]
         noises = keras.random.normal(ops.shape(images), seed=gen)
-        noise_rates, signal_rates = self.diffusion_schedule(keras.random.uniform((batch, 1, 1, 1), seed=gen))
-        noisy_images = signal_rates * images + noise_rates * noises
+        noise_rates, signal_rates, noisy_images = self._noisy(images, noises,
+                                                              keras.random.uniform((batch, 1, 1, 1), seed=gen))
         with tf.GradientTape() as tape:
             pred_noises, _ = self.denoise(noisy_images, noise_rates, signal_rates, training=True)
             loss = ops.mean(ops.abs(noises - pred_noises))

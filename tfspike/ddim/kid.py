@@ -17,6 +17,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 from tfspike.data.paths import remote_available
@@ -61,7 +62,8 @@ class _Untracked:
 
 @keras.saving.register_keras_serializable(package="tfspike")
 class KID(keras.metrics.Metric):
-    """Mean over batches of :func:`kid` between encoded real and generated images.
+    """Mean over batches of :func:`kid` between encoded real and generated images (under a
+    ``tf.distribute`` strategy with several replicas: of each global batch).
 
     Args:
         encoder: a Keras model mapping images in [0, 1] to features (n×D).
@@ -81,6 +83,11 @@ class KID(keras.metrics.Metric):
         encoder = self._extractor.value  # private: Keras' saving walks public attributes
         real = encoder(real_images, training=False)
         generated = encoder(generated_images, training=False)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            # KID is a statistic of the whole batch, not a mean over its rows: every replica computes it on
+            # the global batch, and the metric (summed over replicas on reading) averages the equal copies
+            real, generated = ctx.all_gather(real, axis=0), ctx.all_gather(generated, axis=0)
         self.total.assign_add(kid(real, generated))
         self.count.assign_add(1.0)
 

@@ -87,7 +87,8 @@ def activation_factory(activation="swish", fs_params="published", voltage_scalin
 
 def residual_unet(image_size, channels=3, widths=(32, 64, 96, 128), block_depth=2, activation="swish",
                   fs_params="published", voltage_scaling="abs_plus_one", embedding_dims=32,
-                  embedding_min_frequency=1.0, embedding_max_frequency=1000.0, name="residual_unet"):
+                  embedding_min_frequency=1.0, embedding_max_frequency=1000.0, synchronized_bn=False,
+                  name="residual_unet"):
     """The keras-io DDIM U-Net as a functional model ``[noisy_images, noise_variances] -> pred_noises``.
 
     Args:
@@ -97,6 +98,8 @@ def residual_unet(image_size, channels=3, widths=(32, 64, 96, 128), block_depth=
         block_depth: residual blocks per resolution.
         activation, fs_params, voltage_scaling: see :func:`activation_factory`.
         embedding_dims, embedding_min_frequency, embedding_max_frequency: noise embedding.
+        synchronized_bn: BatchNormalization with batch statistics over all replicas of a ``tf.distribute``
+            strategy (``synchronized=True``: the statistics of the global batch, as on one device).
 
     Input shape: ``[(batch, S, S, C), (batch, 1, 1, 1)]``.
     Output shape: ``(batch, S, S, C)``.
@@ -118,7 +121,8 @@ def residual_unet(image_size, channels=3, widths=(32, 64, 96, 128), block_depth=
 
     def block(x, width, block_name):
         residual = x if x.shape[-1] == width else layers.Conv2D(width, 1, name=f"{block_name}_proj")(x)
-        x = layers.BatchNormalization(center=False, scale=False, name=f"{block_name}_bn")(x)
+        x = layers.BatchNormalization(center=False, scale=False, synchronized=synchronized_bn,
+                                      name=f"{block_name}_bn")(x)
         x = layers.Conv2D(width, 3, padding="same", name=f"{block_name}_conv1")(x)
         x = make_activation(f"{block_name}_act")(x)
         x = layers.Conv2D(width, 3, padding="same", name=f"{block_name}_conv2")(x)
