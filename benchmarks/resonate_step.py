@@ -39,6 +39,12 @@ roofline:
 * ideal = FLOPs / rate; ``roofline_ratio`` = tfspike median / ideal (``shape_roofline_ratio`` with the
   shape rate).
 
+``--bptt`` (tfspike only): ``manual`` (default) is the hand-written backward loop with the cell's
+closed-form step VJP (BRF, RF); ``tape`` is the same loop with the closed form switched off (the
+cell's ``closed_form_vjp`` patched to return None), so each backward step is a GradientTape of the
+update, the path before the closed form (and the one ALIF takes); ``autodiff`` differentiates the
+plain ``tf.while_loop``. Run two invocations back to back to compare them in one sitting.
+
 Threads: by default each library picks its own (TensorFlow's pools, ``torch.get_num_threads()``).
 ``--threads N`` sets both (TF intra- and inter-op, ``torch.set_num_threads``). On a machine whose cores
 are busy with other jobs, N = 1 gives far steadier figures: PyTorch's OpenMP threads spin-wait for each
@@ -221,8 +227,9 @@ def parse_args(argv):
     ap.add_argument("--steps", type=int, default=3, help="timed steps per side and round (default 3)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per side first (default 2)")
     ap.add_argument("--no-jit", dest="jit", action="store_false", help="tfspike without XLA")
-    ap.add_argument("--bptt", default="manual", choices=("manual", "autodiff"),
-                    help="tfspike: hand-written backward loop (default) or autodiff through tf.while_loop")
+    ap.add_argument("--bptt", default="manual", choices=("manual", "tape", "autodiff"),
+                    help="tfspike: hand-written backward loop with the closed-form step VJP (default), the same "
+                         "loop with a GradientTape per step (tape), or autodiff through tf.while_loop")
     ap.add_argument("--reference_dir", help="a checkout of AdaptiveAILab/brf-neurons")
     ap.add_argument("--reference_python", help="a Python with PyTorch that runs the reference")
     ap.add_argument("--threads", type=int, default=0,
@@ -265,7 +272,9 @@ def tfspike_step(args, p, x, y):
     from tfspike.rsnn.train import make_optimizer
 
     keras.utils.set_random_seed(0)
-    model = build_rsnn(args.neuron, p["task"], bptt=args.bptt)
+    model = build_rsnn(args.neuron, p["task"], bptt="manual" if args.bptt == "tape" else args.bptt)
+    if args.bptt == "tape":  # before the first trace: the engine then takes the GradientTape step
+        model.hidden.cell.closed_form_vjp = lambda: None
     model.compile(optimizer=make_optimizer(p["learning_rate"], p["clipnorm"]), jit_compile=args.jit)
     data = (tf.constant(x), tf.constant(y))
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfspike.fs import fs_forward, fs_relu, fs_relu_fast, get_params, post_to_pre, pre_to_post
 from tfspike.reference import fs_numpy as R
+from tfspike.surrogates.triangle import Triangle
 
 G = np.linspace(-8, 12, 100000).astype(np.float32)
 
@@ -272,3 +273,116 @@ def test_B1_dead_h_gradient_any_set(swish16, sigmoid12):
         x = rng.normal(0, 4, 5000).astype(np.float32)
         gh, _, _ = tf_grads(x, np.sin(x), p.as_tuple(), "abs_plus_one")
         assert gh[-1] == 0.0
+
+
+# ------------------------------------------- abs_plus_one without the division in the forward pass
+
+def quotient_forward(x, h, d, T, surrogate):
+    """The scaled FS neuron as plain autodiff sees it: z = surrogate((v - T)/(|v| + 1)) at every step."""
+    v, out, n = x, tf.zeros_like(x), tf.zeros_like(x)
+    for k in range(h.shape[0]):
+        z = surrogate((v - T[k]) / (tf.abs(v) + 1.0))
+        out = out + d[k] * z
+        n = n + tf.stop_gradient(z)
+        if k < h.shape[0] - 1:
+            v = v - h[k] * z
+    return out, n
+
+
+def scaled_inputs(p):
+    """Random values, every threshold and its float32 neighbours, specials and huge values."""
+    T = np.float32(p.T)
+    rng = np.random.default_rng(11)
+    return np.concatenate([rng.normal(0, 4, 3000), T, np.nextafter(T, np.float32(np.inf)), np.nextafter(T, -np.float32(np.inf)),
+                           [np.inf, -np.inf, np.nan, 3.4e38, -3.4e38, 1e30, -1e30, 1e-45, -1e-45, 1e-40, 0.0, -0.0]]).astype(np.float32)
+
+
+def same_bits(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return bool(np.all((a.view(np.uint32) == b.view(np.uint32)) | (np.isnan(a) & np.isnan(b))))
+
+
+def fs_and_grads(fn, x, params, mode):
+    h, d, T = (tf.Variable(np.float32(a)) for a in params)
+
+    def f(xt):
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out, n = fn(xt, h, d, T)
+            loss = tf.reduce_sum(tf.square(out - tf.sin(xt)))
+        return out, n, tape.gradient(loss, [xt, h, d, T])
+
+    if mode != "eager":
+        f = tf.function(f, jit_compile=mode == "xla")
+    out, n, grads = f(tf.constant(x))
+    return out.numpy(), n.numpy(), [g.numpy() for g in grads]
+
+
+def _huge_h(p):
+    h = np.float32(p.h).copy()
+    h[1], h[3] = 3e38, -3e38  # drives v to ±inf mid-chain
+    return h, np.float32(p.d), np.float32(p.T)
+
+
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+@pytest.mark.parametrize("case", ["swish", "sigmoid_wide_triangle", "huge_h"])
+def test_scaled_forward_and_gradients_equal_autodiff_of_the_quotient(mode, case):
+    """abs_plus_one computes its forward spikes without the division; outputs, spike counts and the
+    gradients of x, h, d and T equal plain autodiff of surrogate((v - T)/(|v| + 1)) bit for bit."""
+    from tfspike.surrogates.triangle import Triangle
+
+    p = get_params("stoeckl_sigmoid_k12" if case == "sigmoid_wide_triangle" else "stoeckl_swish_k16")
+    params = _huge_h(p) if case == "huge_h" else p.as_tuple()
+    surrogate = Triangle(width=2.0, peak=0.5) if case == "sigmoid_wide_triangle" else Triangle()
+    x = scaled_inputs(p)
+    new = fs_and_grads(lambda xt, h, d, T: fs_forward(xt, h, d, T, "abs_plus_one", return_spike_count=True,
+                                                      surrogate=surrogate), x, params, mode)
+    old = fs_and_grads(lambda xt, h, d, T: quotient_forward(xt, h, d, T, surrogate), x, params, mode)
+    assert same_bits(new[0], old[0]) and same_bits(new[1], old[1])
+    assert new[1][x == np.inf].max() == 0 and new[1][x == -np.inf].max() == 0
+    assert 0 < np.isfinite(new[2][0]).sum() and np.any(new[2][0] != 0)
+    for got, want in zip(new[2], old[2]):
+        assert same_bits(got, want)
+
+
+def test_scaled_gradients_in_graph_mode_match_to_rounding():
+    """Without XLA, grappler's arithmetic optimiser rewrites both gradient graphs (the quotient form's is
+    not bitwise its own eager gradient either): equal to float32 rounding of the summed terms."""
+    p = get_params("stoeckl_swish_k16")
+    x = scaled_inputs(p)[:3000]  # finite inputs
+    from tfspike.surrogates.triangle import Triangle
+
+    new = fs_and_grads(lambda xt, h, d, T: fs_forward(xt, h, d, T, "abs_plus_one", return_spike_count=True),
+                       x, p.as_tuple(), "graph")
+    old = fs_and_grads(lambda xt, h, d, T: quotient_forward(xt, h, d, T, Triangle()), x, p.as_tuple(), "graph")
+    assert same_bits(new[0], old[0]) and same_bits(new[1], old[1])
+    for got, want in zip(new[2], old[2]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+
+
+def _ops(fn, *args):
+    return {op.type for op in tf.function(fn).get_concrete_function(*args).graph.get_operations()}
+
+
+class _OwnCall(Triangle):
+    """A surrogate with its own __call__ (and so no promise that its backward pass is gradient())."""
+
+    def __call__(self, x):
+        return super().__call__(x)
+
+
+def test_scaled_forward_pass_has_no_division_but_the_old_path_stays():
+    from tfspike.surrogates.double_gaussian import DoubleGaussian
+
+    p = get_params("stoeckl_swish_k16")
+    spec = tf.TensorSpec([None], tf.float32)
+    for surrogate in (None, DoubleGaussian(), DoubleGaussian(form="fgi")):  # backward = gradient(): no division
+        assert "RealDiv" not in _ops(lambda x: fs_forward(x, *p.as_tuple(), "abs_plus_one", return_spike_count=True,
+                                                          surrogate=surrogate), spec)
+    # the trace reports s = (v - T)/(|v| + 1); a surrogate with its own __call__ gets the quotient
+    assert "RealDiv" in _ops(lambda x: fs_forward(x, *p.as_tuple(), "abs_plus_one", return_trace=True)[1]["s"][0], spec)
+    for surrogate in (_OwnCall(), lambda s: tf.cast(s > 0, tf.float32)):
+        assert "RealDiv" in _ops(lambda x: fs_forward(x, *p.as_tuple(), "abs_plus_one", surrogate=surrogate), spec)
+        x = scaled_inputs(p)[:3000]
+        np.testing.assert_array_equal(fs_forward(tf.constant(x), *p.as_tuple(), "abs_plus_one", surrogate=surrogate).numpy(),
+                                      tf_forward(x, p)[0])

@@ -278,3 +278,29 @@ def test_shipped_fitted_presets(name):
         assert mse < 0.000525  # below the TBPI README / re-implementation K = 16 value
     out = FewSpike(name)(np.float32([-5.0, 0.0, 5.0])).numpy()
     assert np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("trainable", [False, True])
+def test_default_layer_gradients_equal_autodiff_of_the_quotient(trainable):
+    """The default layer (abs_plus_one, Triangle) has no division in its forward pass; its output and the
+    gradients of its input (and trained h, d, T) equal autodiff of surrogate((v - T)/(|v| + 1)), bitwise."""
+    p = get_params("stoeckl_swish_k16")
+    x = tf.constant(np.random.default_rng(12).normal(0, 3, (4, 50)).astype(np.float32))
+    layer = FewSpike("stoeckl_swish_k16", trainable_params=trainable)
+    layer.build(x.shape)
+    hdT = [layer.h, layer.d, layer.T] if trainable else [tf.constant(a) for a in p.as_tuple()]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = layer(x)
+        v, want = x, tf.zeros_like(x)
+        h, d, T = hdT
+        for k in range(p.K):  # the quotient form, written out
+            z = surrogates.Triangle()((v - T[k]) / (tf.abs(v) + 1.0))
+            want = want + d[k] * z
+            if k < p.K - 1:
+                v = v - h[k] * z
+        loss, loss_want = tf.reduce_sum(y * tf.cos(x)), tf.reduce_sum(want * tf.cos(x))
+    np.testing.assert_array_equal(y.numpy(), want.numpy())
+    sources = [x] + (hdT if trainable else [])
+    for got, ref in zip(tape.gradient(loss, sources), tape.gradient(loss_want, sources)):
+        np.testing.assert_array_equal(got.numpy(), ref.numpy())

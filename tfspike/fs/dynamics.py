@@ -12,7 +12,8 @@ regulariser, spike patterns) and the spike counters.
 import tensorflow as tf
 
 from tfspike.errors import UserError
-from tfspike.surrogates.triangle import heaviside_triangle
+from tfspike.surrogates.base import backward_is_gradient
+from tfspike.surrogates.triangle import Triangle
 
 VOLTAGE_SCALINGS = ("none", "abs_plus_one")
 
@@ -42,7 +43,7 @@ def fs_forward(x, h, d, T, voltage_scaling="none", return_spike_count=False, sur
         (a tuple when more than one is returned).
     """
     check_voltage_scaling(voltage_scaling)
-    spike = surrogate or heaviside_triangle
+    spike = Triangle() if surrogate is None else surrogate
     x = tf.cast(x, tf.float32)
     h = tf.cast(h, tf.float32)
     d = tf.cast(d, tf.float32)
@@ -50,15 +51,10 @@ def fs_forward(x, h, d, T, voltage_scaling="none", return_spike_count=False, sur
     K = h.shape[0]
     if K is None:
         raise UserError(f"fs_forward needs a static K (the length of h), got h of shape {h.shape}")
-    v = x
     out = tf.zeros_like(x)
     n_spikes = tf.zeros_like(x) if return_spike_count else None
     trace = {"v": [], "s": [], "z": []} if return_trace else None
-    # Unrolled in Python: K <= 24 in every published use, and XLA fuses the whole chain.
-    for k in range(K):
-        diff = v - T[k]
-        s = diff if voltage_scaling == "none" else diff / (tf.abs(v) + 1.0)
-        z = spike(s)
+    for k, (v, s, z) in enumerate(_steps(x, h, T, voltage_scaling, spike, return_trace)):
         if return_trace:  # Python-level: adds nothing to the graph of the other callers
             trace["v"].append(v)
             trace["s"].append(s)
@@ -66,10 +62,56 @@ def fs_forward(x, h, d, T, voltage_scaling="none", return_spike_count=False, sur
         out = out + d[k] * z
         if return_spike_count:
             n_spikes = n_spikes + tf.stop_gradient(z)
-        if k < K - 1:  # h[K-1] would act after the last step: it is dead (zero gradient)
-            v = v - h[k] * z
     results = (out,) + ((n_spikes,) if return_spike_count else ()) + ((trace,) if return_trace else ())
     return results if len(results) > 1 else out
+
+
+def _steps(x, h, T, voltage_scaling, spike, return_trace):
+    """The K steps of the FS neuron: yields (v_k, s_k, z_k); ``s_k`` is ``None`` unless ``return_trace``
+    or a surrogate whose backward pass is not its ``gradient()``
+    (:func:`tfspike.surrogates.base.backward_is_gradient`)."""
+    K = h.shape[0]
+    scaled = voltage_scaling == "abs_plus_one"
+    fused = scaled and not return_trace and backward_is_gradient(spike)
+    v = x
+    # Unrolled in Python: K <= 24 in every published use, and XLA fuses the whole chain.
+    for k in range(K):
+        diff = v - T[k]
+        if fused:  # the division only shapes the gradient: computed in the backward pass alone
+            # v through an Identity: its two gradient terms then reach v in autodiff's order (the
+            # difference's, then |v|'s), so the sum over v's uses rounds as for the quotient
+            s, z = None, _scaled_spike(spike.gradient)(diff, tf.identity(v))
+        else:
+            s = diff / (tf.abs(v) + 1.0) if scaled else diff
+            z = spike(s)
+        yield v, s, z
+        if k < K - 1:  # h[K-1] would act after the last step: it is dead (zero gradient)
+            v = v - h[k] * z
+
+
+def _scaled_spike(gradient):
+    """H((v - T)/(|v| + 1)) as a function of (diff, v), diff = v - T, with the surrogate derivative
+    ``gradient`` of the quotient.
+
+    Forward: the strict Heaviside of diff, except that v = +inf never spikes. Exact for every float32 v:
+    the divisor |v| + 1 is >= 1 (no sign change, and a nonzero quotient cannot underflow: a denormal
+    diff needs a tiny |v|, where the divisor rounds to 1), NaN and -inf give no spike in both forms, and
+    v = +inf gives inf/inf = NaN. Backward: autodiff of the quotient, replicating TensorFlow's RealDiv
+    and Abs gradients operation by operation (the same values bit for bit)."""
+
+    @tf.custom_gradient
+    def spike(diff, v):
+        z = tf.cast(tf.logical_and(diff > 0, tf.not_equal(v, float("inf"))), tf.float32)
+
+        def grad(dz):
+            y = tf.abs(v) + 1.0
+            ds = dz * gradient(diff / y)  # Surrogate.__call__'s backward
+            # RealDiv: d/dx = g / y, d/dy = g * ((-x / y) / y); Abs: d/dv = g * sign(v)
+            return ds / y, ds * ((-diff / y) / y) * tf.sign(v)
+
+        return z, grad
+
+    return spike
 
 
 def fs_relu_fast(x, K=10, alpha=25.0):

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfspike.errors import UserError
 from tfspike.rsnn.engines import recurrent_sequence_manual_bptt, run_time_loop
 from tfspike import surrogates
+from tfspike.surrogates.base import backward_is_gradient
 
 
 def joint_glorot_bound(n_in, n_hidden):
@@ -48,7 +49,9 @@ class SpikingCellBase(keras.layers.Layer):
     """Base of the hidden spiking cells: joint kernel, optional bias, zero states, surrogate.
 
     Subclasses define ``n_states``, ``_build_neuron_weights()``, ``coefficients()`` (loop-invariant
-    tensors computed once per sequence) and ``update(current, states, coefficients)``.
+    tensors computed once per sequence) and ``update(current, states, coefficients)``; optionally
+    ``closed_form_vjp()``, a :class:`~tfspike.rsnn.engines.StepVJP` of ``update`` for the hand-written
+    BPTT (None, the default: the backward step is a GradientTape of ``update``).
     """
 
     n_states = 1
@@ -108,6 +111,15 @@ class SpikingCellBase(keras.layers.Layer):
     def coefficients(self):
         raise NotImplementedError
 
+    def closed_form_vjp(self):
+        """The step's closed-form backward pass (:class:`~tfspike.rsnn.engines.StepVJP`), or None."""
+        return None
+
+    def surrogate_is_closed_form(self):
+        """True when the spike's backward pass is known to be ``dy * surrogate.gradient(x)``, so a
+        closed-form VJP may use ``gradient()`` instead of differentiating the spike."""
+        return backward_is_gradient(self.surrogate)
+
     def update(self, current, states, coefficients):
         raise NotImplementedError
 
@@ -153,14 +165,14 @@ class SpikingSequenceBase(keras.layers.Layer):
         inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
         batch = tf.shape(inputs)[0]
         coefficients = self.cell.coefficients()
-        currents_tm = tf.transpose(self.cell.input_current(inputs), (1, 0, 2))
+        currents_tm = self._input_currents_tm(inputs)
         cell = self.cell
         # Inference (training=False) runs the plain loop: nothing is stored for a backward pass.
         if (training and self.bptt == "manual" and initial_state is None and not self.return_state
                 and inputs.shape[1] is not None):
-            spikes_tm = recurrent_sequence_manual_bptt(cell.update, currents_tm, cell.kernel[cell.input_dim:],
-                                                       coefficients, cell.n_states)
-            return tf.transpose(spikes_tm, (1, 0, 2))
+            return recurrent_sequence_manual_bptt(cell.update, currents_tm, cell.kernel[cell.input_dim:],
+                                                  coefficients, cell.n_states, vjp=cell.closed_form_vjp(),
+                                                  batch_major=True)
         spikes, final = self._plain_loop(currents_tm, coefficients, initial_state, batch)
         if self.return_state:
             return [spikes] + list(final)
@@ -171,8 +183,16 @@ class SpikingSequenceBase(keras.layers.Layer):
         loop, whose gradient is plain autodiff: the building block of truncated BPTT, where the states
         carry from one chunk to the next."""
         inputs = tf.convert_to_tensor(inputs, dtype=self.compute_dtype)
-        currents_tm = tf.transpose(self.cell.input_current(inputs), (1, 0, 2))
+        currents_tm = self._input_currents_tm(inputs)
         return self._plain_loop(currents_tm, self.cell.coefficients(), initial_state, tf.shape(inputs)[0])
+
+    def _input_currents_tm(self, inputs):
+        """The input currents of all steps, time-major ``(T, B, H)``; whichever of inputs and currents
+        is smaller is transposed (with few inputs, as S-MNIST's one pixel, the big current tensor and
+        its gradient are then never copied to another layout)."""
+        if inputs.shape[-1] <= self.cell.units:
+            return self.cell.input_current(tf.transpose(inputs, (1, 0, 2)))
+        return tf.transpose(self.cell.input_current(inputs), (1, 0, 2))
 
     def _plain_loop(self, currents_tm, coefficients, initial_state, batch):
         cell = self.cell

@@ -12,6 +12,9 @@ previous (u, v); the input enters u only, scaled by dt)::
 ``p(w) = -dt w^2 / (1 + sqrt(1 - (dt w)^2))`` exists (the reference returns NaN beyond).
 
 The step functions are pure: ``brf_step(current, state, omega, b_offset, params, spike)``.
+``brf_update_vjp`` / ``rf_update_vjp`` are their backward steps in closed form (derived by hand from
+the updates above), each the spike part (``*_spike_vjp``) then the Euler part (``*_state_vjp``); the
+hand-written BPTT uses the two parts when the surrogate's derivative is ``gradient()``.
 ``BRFCell`` / ``RFCell`` are ``keras.layers.RNN`` cells; ``BRF`` / ``RF`` are the sequence layers.
 """
 
@@ -22,6 +25,7 @@ import tensorflow as tf
 
 from tfspike.errors import UserError
 from tfspike.rsnn.base import SpikingCellBase, SpikingSequenceBase, float_pair
+from tfspike.rsnn.engines import StepVJP
 from tfspike.surrogates.double_gaussian import DoubleGaussian
 
 
@@ -83,6 +87,90 @@ def brf_update(current, state, coefficients, params=BRFParameters(), spike=None)
     return z, BRFState(z, u_new, v_new, q_new)
 
 
+def brf_residuals(states_tm, params, spike):
+    """Per-step residuals of the BRF backward pass, vectorised over time: ``(s,)``, the surrogate
+    derivative ``s_t = spike.gradient(u_t - theta - q_{t-1})``.
+
+    Args:
+        states_tm: the :class:`BRFState` stacks over t = -1 .. T-1, each ``(T + 1, B, H)``.
+        params: :class:`BRFParameters`.
+        spike: a surrogate whose backward pass is ``dy * spike.gradient(x)``.
+
+    Returns:
+        A 1-tuple with the ``(T, B, H)`` derivatives.
+    """
+    _, u, _, q = states_tm
+    return (spike.gradient(u[1:] - params.theta - q[:-1]),)
+
+
+def brf_spike_vjp(g_z, g_states, residuals, params=BRFParameters()):
+    """Folds the gradient of the spike ``z_t = H(u_t - theta - q_{t-1})`` into the other states.
+
+    ``q_t = gamma q_{t-1} + z_t`` passes ``g_q`` on to ``z_t``; the spike's ``dx = (g_z + g_q) s``
+    goes to ``u_t`` (+) and ``q_{t-1}`` (-).
+
+    Args:
+        g_z: gradient of ``z_t`` (B, H).
+        g_states: gradients ``(g_u, g_v, g_q)`` of ``(u_t, v_t, q_t)``.
+        residuals: ``(s_t,)`` from :func:`brf_residuals` at this step.
+        params: :class:`BRFParameters`.
+
+    Returns:
+        ``(a, g_v, g_qp)``: the gradients of ``u_t`` and ``v_t`` and the part of the gradient of
+        ``q_{t-1}`` that goes through the spike and ``q_t``, as :func:`brf_state_vjp` takes them.
+    """
+    g_u, g_v, g_q = g_states
+    (s,) = residuals
+    dx = (g_z + g_q) * s
+    return g_u + dx, g_v, params.gamma * g_q - dx
+
+
+def brf_state_vjp(folded, state, coefficients, params=BRFParameters()):
+    """Vector-Jacobian product of the Euler part of :func:`brf_update`, from :func:`brf_spike_vjp`'s
+    folded gradients ``(a, g_v, g_qp)``. With ``b = base - q``::
+
+        dI = dt a
+        du = (1 + dt b) a + dt w g_v;   dv = (1 + dt b) g_v - dt w a
+        db = dt (a u + g_v v);          dw = dt (g_v u - a v);   dq = g_qp - db
+
+    Args:
+        folded: ``(a, g_v, g_qp)``, each (B, H).
+        state: the previous :class:`BRFState` (its z is not read).
+        coefficients: ``(w, base_damping)`` as :func:`brf_coefficients` returns them.
+        params: :class:`BRFParameters`.
+
+    Returns:
+        ``(d_current, (None, du, dv, dq), (dw, dbase))``: None for the previous spikes (they enter
+        only the current); the coefficient terms are per (batch, unit), to be summed over the batch.
+    """
+    a, g_v, g_qp = folded
+    _, u, v, q = state
+    w, base_damping = coefficients
+    dt = params.dt
+    keep = 1.0 + dt * (base_damping - q)
+    dwv = dt * w
+    db = dt * (a * u + g_v * v)
+    return (dt * a, BRFState(None, keep * a + dwv * g_v, keep * g_v - dwv * a, g_qp - db),
+            (dt * (g_v * u - a * v), db))
+
+
+def brf_update_vjp(seeds, state, residuals, coefficients, params=BRFParameters()):
+    """Closed-form vector-Jacobian product of one :func:`brf_update` (explicit Euler, BRF refractory
+    q, surrogate spike): :func:`brf_spike_vjp` then :func:`brf_state_vjp`.
+
+    Args:
+        seeds: gradients of the new :class:`BRFState` ``(g_z, g_u, g_v, g_q)``, each ``(B, H)``.
+        state: the previous :class:`BRFState`.
+        residuals: ``(s_t,)`` from :func:`brf_residuals` at this step.
+        coefficients: ``(w, base_damping)``.
+        params: :class:`BRFParameters`.
+
+    Returns:
+        ``(d_current, d_prev_state, (dw, dbase))`` as :func:`brf_state_vjp`.
+    """
+    return brf_state_vjp(brf_spike_vjp(seeds[0], tuple(seeds[1:]), residuals, params), state, coefficients, params)
+
+
 def brf_step(current, state, omega, b_offset, params=BRFParameters(), spike=None):
     """One BRF step with raw parameters ``omega`` and ``b_offset`` (abs applied here)."""
     return brf_update(current, state, brf_coefficients(omega, b_offset, params), params, spike)
@@ -105,6 +193,48 @@ def rf_update(current, state, coefficients, params=BRFParameters(max_omega_dt=No
     return z, RFState(z, u_new, v_new)
 
 
+def rf_residuals(states_tm, params, spike):
+    """Per-step residuals of the RF backward pass: ``(s,)`` with ``s_t = spike.gradient(u_t - theta)``.
+
+    Args: as :func:`brf_residuals` (``states_tm`` are the :class:`RFState` stacks).
+
+    Returns:
+        A 1-tuple with the ``(T, B, H)`` derivatives.
+    """
+    _, u, _ = states_tm
+    return (spike.gradient(u[1:] - params.theta),)
+
+
+def rf_spike_vjp(g_z, g_states, residuals, params=BRFParameters(max_omega_dt=None)):
+    """Folds the gradient of ``z_t = H(u_t - theta)`` into that of ``u_t``: ``(g_u + g_z s, g_v)``."""
+    g_u, g_v = g_states
+    (s,) = residuals
+    return g_u + g_z * s, g_v
+
+
+def rf_state_vjp(folded, state, coefficients, params=BRFParameters(max_omega_dt=None)):
+    """Vector-Jacobian product of the Euler part of :func:`rf_update`: :func:`brf_state_vjp` with the
+    constant ``b`` and no q.
+
+    Returns:
+        ``(d_current, (None, du, dv), (dw, db))``.
+    """
+    a, g_v = folded
+    _, u, v = state
+    w, b = coefficients
+    dt = params.dt
+    keep = 1.0 + dt * b
+    dwv = dt * w
+    return (dt * a, RFState(None, keep * a + dwv * g_v, keep * g_v - dwv * a),
+            (dt * (g_v * u - a * v), dt * (a * u + g_v * v)))
+
+
+def rf_update_vjp(seeds, state, residuals, coefficients, params=BRFParameters(max_omega_dt=None)):
+    """Closed-form vector-Jacobian product of one :func:`rf_update`: :func:`rf_spike_vjp` then
+    :func:`rf_state_vjp`. Args and returns as :func:`brf_update_vjp` (RF states, no q)."""
+    return rf_state_vjp(rf_spike_vjp(seeds[0], tuple(seeds[1:]), residuals, params), state, coefficients, params)
+
+
 def rf_step(current, state, omega, b_offset, params=BRFParameters(max_omega_dt=None), spike=None):
     """One RF step with raw parameters."""
     return rf_update(current, state, rf_coefficients(omega, b_offset, params), params, spike)
@@ -112,6 +242,7 @@ def rf_step(current, state, omega, b_offset, params=BRFParameters(max_omega_dt=N
 
 class _ResonatorCellBase(SpikingCellBase):
     default_max_omega_dt = 0.999
+    vjp_parts = None  # (residuals, spike_vjp, state_vjp) of the neuron's closed-form backward step
 
     def __init__(self, units, dt=0.01, theta=1.0, omega_init=(3.0, 5.0), b_offset_init=(0.1, 1.0),
                  max_omega_dt="default", **kwargs):
@@ -142,6 +273,16 @@ class _ResonatorCellBase(SpikingCellBase):
                        "b_offset_init": list(self.b_offset_init), "max_omega_dt": self.max_omega_dt})
         return config
 
+    def closed_form_vjp(self):
+        """The :class:`~tfspike.rsnn.engines.StepVJP` of this neuron's update, or None when the
+        surrogate's backward pass is not its ``gradient()`` (then the engine takes a GradientTape)."""
+        if not self.surrogate_is_closed_form():
+            return None
+        (residuals, spike_vjp, state_vjp), params, spike = self.vjp_parts, self.params, self.surrogate
+        return StepVJP(lambda states_tm, coefficients: residuals(states_tm, params, spike),
+                       lambda g_z, g_states, res: spike_vjp(g_z, g_states, res, params),
+                       lambda folded, state, coefficients: state_vjp(folded, state, coefficients, params))
+
 
 @keras.saving.register_keras_serializable(package="tfspike")
 class BRFCell(_ResonatorCellBase):
@@ -168,6 +309,7 @@ class BRFCell(_ResonatorCellBase):
     """
 
     n_states = 4
+    vjp_parts = (brf_residuals, brf_spike_vjp, brf_state_vjp)
 
     def __init__(self, units, gamma=0.9, **kwargs):
         super().__init__(units, **kwargs)
@@ -201,6 +343,7 @@ class RFCell(_ResonatorCellBase):
 
     n_states = 3
     default_max_omega_dt = None
+    vjp_parts = (rf_residuals, rf_spike_vjp, rf_state_vjp)
 
     def __init__(self, units, **kwargs):
         super().__init__(units, **kwargs)
@@ -211,6 +354,7 @@ class RFCell(_ResonatorCellBase):
 
     def update(self, current, states, coefficients):
         return rf_update(current, RFState(*states), coefficients, self.params, self.surrogate)
+
 
 
 @keras.saving.register_keras_serializable(package="tfspike")

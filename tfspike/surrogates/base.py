@@ -24,6 +24,14 @@ def heaviside(x):
     return tf.cast(x > 0, x.dtype)
 
 
+def backward_is_gradient(spike):
+    """True when ``spike`` is a :class:`Surrogate` whose backward pass is exactly ``dy * spike.gradient(x)``
+    (:meth:`Surrogate.backward_is_gradient`): hand-written backward passes (the FS neuron's division-free
+    forward, the BRF/RF closed-form VJPs) may then call ``gradient()`` instead of differentiating the spike.
+    False for any other callable."""
+    return isinstance(spike, Surrogate) and spike.backward_is_gradient()
+
+
 class Surrogate:
     """Base of the spike surrogates: ``surrogate(x)`` is H(x) forward and ``dy * gradient(x)`` backward.
 
@@ -35,6 +43,15 @@ class Surrogate:
     def gradient(self, x):
         """The surrogate derivative dH/dx used in the backward pass (a tensor like ``x``)."""
         raise NotImplementedError(f"{type(self).__name__} must define gradient(x)")
+
+    def backward_is_gradient(self):
+        """True when the derivative that ``__call__`` backpropagates is exactly ``gradient(x)``.
+
+        Hand-written backward passes (a cell's closed-form VJP) then call ``gradient()`` instead of
+        differentiating the spike. True for the base ``__call__``; a subclass that overrides
+        ``__call__`` gets False unless it overrides this too.
+        """
+        return type(self).__call__ is Surrogate.__call__
 
     def __call__(self, x):
         x = tf.convert_to_tensor(x)

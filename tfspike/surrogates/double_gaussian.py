@@ -62,6 +62,10 @@ class DoubleGaussian(Surrogate):
         x2 = tf.square(x)
         return self._c1 * tf.exp(self._k1 * x2) - self._c2 * tf.exp(self._k2 * x2)
 
+    def backward_is_gradient(self):
+        # both forms backpropagate dy * gradient(x): the FGI term g*x with g held constant has dx-derivative g
+        return type(self).__call__ is DoubleGaussian.__call__
+
     def __call__(self, x):
         if self.form == "custom_gradient":
             return super().__call__(x)
