@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from tfspike.energy.report import EnergyReport, LayerCount
 from tfspike.errors import UserError
-from tfspike.rsnn.metrics import correct_and_total, derived_stats, expand_targets, step_nll, summed_loss
+from tfspike.rsnn.metrics import correct_and_total, derived_stats
 from tfspike.rsnn.model import RSNN
 
 INPUT_KINDS = ("auto", "spikes", "analog")
@@ -70,22 +70,20 @@ def _compiled_pass(model, with_labels, jit_compile):
         return cache[key]
     ref = weakref.ref(model)
 
-    def spike_counts(spikes):
-        # the SOP of RSNN.loss_and_stats (hidden spikes over all T steps), and the last step's spikes
-        return tf.reduce_sum(spikes, axis=[1, 2]), tf.reduce_sum(spikes[:, -1], axis=-1)
+    def last_step(spikes):  # the last step's spikes reach no later step: no recurrent synops
+        return tf.reduce_sum(spikes[:, -1], axis=-1)
 
     if with_labels:
         def run(x, y):
             m = ref()
             logits, spikes = m.forward(x, training=False)
-            kept = m.keep(logits)
-            targets = expand_targets(y, kept, m.per_step_labels, m.label_last, m.sub_seq_length)
-            loss_sum, n_kept = summed_loss(step_nll(kept, targets))
+            loss_sum, n_kept, kept, targets, counts = m.stats_of(logits, spikes, y)  # the evaluation's own
             correct, total = correct_and_total(kept, targets, m.per_step_labels, m.label_last)
-            return spike_counts(spikes) + (loss_sum / n_kept, correct, total)
+            return counts, last_step(spikes), loss_sum / n_kept, correct, total
     else:
         def run(x):
-            return spike_counts(ref().forward(x, training=False)[1])  # the unused readout is pruned
+            spikes = ref().forward(x, training=False)[1]  # the unused readout is pruned
+            return tf.reduce_sum(spikes, axis=[1, 2]), last_step(spikes)
 
     cache[key] = tf.function(run, jit_compile=bool(jit_compile), reduce_retracing=True)
     return cache[key]

@@ -113,7 +113,10 @@ class RSNN(keras.Model):
 
     def loss_and_stats(self, x, y, training=False):
         """(summed loss L, kept steps, kept logits, targets, spike count per sample)."""
-        logits, spikes = self.forward(x, training=training)
+        return self.stats_of(*self.forward(x, training=training), y)
+
+    def stats_of(self, logits, spikes, y):
+        """:meth:`loss_and_stats` of a forward pass's ``(logits, spikes)`` (the energy counter reuses it)."""
         kept = self.keep(logits)
         targets = expand_targets(y, kept, self.per_step_labels, self.label_last, self.sub_seq_length)
         loss_sum, n_kept = summed_loss(step_nll(kept, targets))
