@@ -280,9 +280,9 @@ def test_tiny_ddim_counts():
 @pytest.mark.parametrize("voltage_scaling", ["abs_plus_one", "none"])
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_outputs_and_spikes_are_the_layers_own_on_extreme_inputs(voltage_scaling, jit_compile):
-    """The counting pass computes FS spikes without the voltage scaling (gradient-only); outputs and spikes
-    stay bit-identical to the model's own pass and to the layer's ``spike_count``, also for ±inf, NaN,
-    denormal and huge pre-activations (the scaled form does not spike on +inf)."""
+    """Outputs and spikes of the counting pass are bit-identical to the model's own pass and to the layer's
+    ``spike_count``, also for ±inf, NaN, denormal and huge pre-activations (the scaled form, computed
+    without its gradient-only division, does not spike on +inf)."""
     specials = np.array([np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, 3e38, -3e38, 0.0, -0.0], np.float32)
     rng = np.random.default_rng(8)
     x = np.concatenate([np.resize(specials, (3, 12)), rng.normal(0, 3, (9, 12)).astype(np.float32)])
@@ -340,3 +340,101 @@ def test_spikes_route_through_padding_and_two_max_poolings():
     for jit_compile in (True, False):
         snn, _ = by_name(count_fs(model, x, jit_compile=jit_compile))
         assert snn["readout"].synops == pytest.approx(counts.sum() * 3 / 5, rel=1e-12) and snn["readout"].macs == 0
+
+
+def tie_params(K):
+    """FS parameters with two spike patterns of the same output: x = 3 spikes once (step 2), x = 9 twice
+    (steps 0 and 1), both decode to 2. K = 24 appends a binary quantiser of the residual (neither pattern
+    spikes there, other inputs do)."""
+    h, d, T = [3.0, 10.0, 13.0], [1.0, 1.0, 2.0], [5.0, 5.0, -1.0]
+    tail = [4.0 * 2.0 ** -j for j in range(K - 3)]
+    return np.array(h + tail, np.float32), np.array(d + tail, np.float32), np.array(T + tail, np.float32)
+
+
+def first_max_winners(values, counts, k, st, padding):
+    """NumPy max-pooling oracle (padding as Keras: -inf values, no spikes): the spikes of each window's
+    first maximal element, and of its last (to check that the data makes the tie rule matter)."""
+    if padding == "same":
+        pads = [(0, 0)]
+        for n in values.shape[1:3]:
+            total = max((-(-n // st) - 1) * st + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        values = np.pad(values, pads + [(0, 0)], constant_values=-np.inf)
+        counts = np.pad(counts, pads + [(0, 0)])
+    _, first = numpy_max_pool_winner(values, counts, k, st)
+    _, last = numpy_max_pool_winner(values[:, ::-1, ::-1], counts[:, ::-1, ::-1], k, st)
+    return first, last[:, ::-1, ::-1]
+
+
+@pytest.mark.parametrize("K", [3, 24])
+@pytest.mark.parametrize("voltage_scaling", ["abs_plus_one", "none"])
+@pytest.mark.parametrize("pool", [(2, 2, "valid"), (3, 2, "same"), (2, 1, "valid"), (3, 1, "same")])
+def test_max_pooling_counts_the_winners_from_their_inputs(K, voltage_scaling, pool):
+    """The counting pass picks each window's winning FS input and counts its spikes there: ties between
+    different spike patterns of one output value (first element in row-major order wins), 'same' padding,
+    overlapping windows, ±inf and NaN inputs, batches that do not split into the pass's 8 slices."""
+    k, st, padding = pool
+    inp = keras.Input((7, 7, 2))
+    fs = FewSpike(h=tie_params(K)[0], d=tie_params(K)[1], T=tie_params(K)[2], voltage_scaling=voltage_scaling,
+                  name="fs")
+    pooled = keras.layers.MaxPooling2D(k, strides=st, padding=padding, name="pool")(fs(inp))
+    model = keras.Model(inp, keras.layers.Dense(3, name="readout")(keras.layers.Flatten()(pooled)))
+    nonzero_kernels(model)
+    rng = np.random.default_rng(11)
+    x = rng.normal(0, 6, (21, 7, 7, 2)).astype(np.float32)
+    pick = rng.random(x.shape)
+    x[pick < 0.6] = rng.choice([3.0, 9.0], x.shape)[pick < 0.6]
+    x[pick > 0.95] = rng.choice([np.inf, -np.inf, np.nan], x.shape)[pick > 0.95]
+    values, counts = fs(x).numpy(), fs.spike_count(x).numpy().astype(np.float64)  # the layer's own pass
+    first, last = first_max_winners(values, counts, k, st, padding)
+    assert first.sum() != last.sum()  # the tie rule changes the count
+    assert FSCounter(model).fs_sites[0]["apart"]  # the winner-input path
+    for jit_compile, batch_size in ((True, 10), (False, 21)):  # compiled: batches of 10, 10 and 1
+        snn, _ = by_name(count_fs(model, x, batch_size=batch_size, jit_compile=jit_compile))
+        assert snn["fs"].spikes == pytest.approx(counts.sum() / 21, rel=1e-12)
+        assert snn["readout"].synops == pytest.approx(first.sum() * 3 / 21, rel=1e-12)
+
+
+def test_spikes_route_through_two_max_poolings_without_the_winner_input_path():
+    """Parameters the separate spike chain does not take (a tiny threshold) count through fs_forward's
+    spike count; winners routed through two poolings, the first with padding, the second overlapping."""
+    h, d, T = tie_params(4)
+    T[3] = 1e-35
+    inp = keras.Input((7, 7, 1))
+    fs = FewSpike(h=h, d=d, T=T, name="fs")
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(fs(inp))  # 4x4
+    x = keras.layers.MaxPooling2D(2, strides=1, name="pool2")(x)  # 3x3
+    model = keras.Model(inp, keras.layers.Dense(3, name="readout")(keras.layers.Flatten()(x)))
+    nonzero_kernels(model)
+    rng = np.random.default_rng(12)
+    x = rng.choice(np.array([3.0, 9.0, -2.0, 0.5, 1e-36, 2e-35], np.float32), (9, 7, 7, 1))
+    assert not FSCounter(model).fs_sites[0]["apart"]
+    values, counts = fs(x).numpy(), fs.spike_count(x).numpy().astype(np.float64)
+    pooled = keras.layers.MaxPooling2D(3, strides=2, padding="same")(values).numpy()
+    routed, _ = first_max_winners(values, counts, 3, 2, "same")
+    _, routed = numpy_max_pool_winner(pooled, routed, 2, 1)
+    for jit_compile in (True, False):
+        snn, _ = by_name(count_fs(model, x, batch_size=4, jit_compile=jit_compile))
+        assert snn["fs"].spikes == pytest.approx(counts.sum() / 9, rel=1e-12)
+        assert snn["readout"].synops == pytest.approx(routed.sum() * 3 / 9, rel=1e-12)
+
+
+@pytest.mark.parametrize("voltage_scaling", ["abs_plus_one", "none"])
+@pytest.mark.parametrize("params", ["stoeckl_swish_k16", "relu_k4", "tie24"])
+def test_separate_spike_chain_is_the_layers_spike_count(voltage_scaling, params):
+    """``_spike_counts`` (selects, ``v > T``, +inf as NaN) against the layer's own spike count, compiled
+    and not: inputs one ulp around every threshold and reset point, ±inf, NaN, denormals, ±3e38."""
+    from tfspike.energy.fs import _counts_apart, _spike_counts
+
+    fs = FewSpike(tie_params(24) if params == "tie24" else params, voltage_scaling=voltage_scaling)
+    h, _, T = fs.current_params()
+    assert _counts_apart(fs, h, T)
+    marks = np.concatenate([T, T + h, np.cumsum(h), -T]).astype(np.float32)
+    x = np.concatenate([np.nextafter(marks, np.float32(np.inf)), marks, np.nextafter(marks, np.float32(-np.inf)),
+                        np.array([np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, 3e38, -3e38, 0.0, -0.0], np.float32),
+                        np.random.default_rng(13).normal(0, 4, 500).astype(np.float32)])
+    own = fs.spike_count(tf.constant(x)).numpy()
+    assert len(np.unique(own)) > 2
+    for jit_compile in (True, False):
+        got = tf.function(lambda t: _spike_counts(t, h, T, voltage_scaling), jit_compile=jit_compile)(tf.constant(x))
+        np.testing.assert_array_equal(got.numpy(), own)

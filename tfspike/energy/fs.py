@@ -33,11 +33,14 @@ and its spike count in the same ``fs_forward`` call (the forward value is the FS
 so ``FSCounter.count(x, return_outputs=True)`` gives the predictions and the counts in one pass.
 
 Cost (``benchmarks/energy_fs.py``): the pass sums every spike map over the batch in the compiled function
-(routing layers route these sums, which commutes with the batch sum; per-sample spikes are kept only where
-a max-pooling picks its winners, in one fused elementwise pass) and runs FS layers with Stöckl's
-``abs_plus_one`` scaling as ``"none"`` (the same spikes, see :func:`_same_spikes_unscaled`): XLA on CPU
-then computes the K-step chain once for the output and once for the count, where the scaled form's
-division made it materialise every step.
+(routing layers route these sums, which commutes with the batch sum). XLA on CPU has no multi-output loop
+fusion, so an FS layer's spikes cost a second K-step chain beside its output's; the pass makes that chain
+cheap instead (:func:`_spike_counts`: selects, no per-step +inf test), adds the counts of 8 batch slices
+inside that loop before the batch sum (:func:`_folded_batch_sum`: XLA does not fuse elementwise producers
+into reductions), and where a max-pooling routes spikes it picks each window's winning FS *input* (by the
+same tie rule on the outputs) and counts the winners only. Tabulating the outputs of the 2^K spike
+patterns (one chain for a pattern code, then a gather) costs more: XLA's gather on CPU is several times
+slower than the chain.
 
 Example:
     >>> from tfspike.energy import count_fs
@@ -46,6 +49,7 @@ Example:
     >>> report.to_dict("45nm_fp32"), report.ratio_vs_ann("loihi")
 """
 
+import functools
 import inspect
 
 import keras
@@ -93,11 +97,13 @@ def _routes_winner(layer):
     return isinstance(layer, keras.layers.MaxPooling2D) and layer.data_format == "channels_last"
 
 
-def _winner_spikes(layer, values, spike_counts, pooled):
-    """Spikes of each pooling window's winner (ties: the first element of the window in row-major
-    order), per sample. ``pooled`` is the layer's output on ``values``: the winner is the element equal
-    to it. One elementwise pass over the kh·kw strided views of the (padded) input, so that XLA fuses it
-    into one loop (no window tensor, argmax or one-hot)."""
+def _winner_spikes(layer, values, sources, pooled, fill=0.0):
+    """Per sample, the entry of ``sources`` at each pooling window's winner (ties: the first element of
+    the window in row-major order; ``fill`` where no element wins). ``pooled`` is the layer's output on
+    ``values``: the winner is the element equal to it. One elementwise pass over the kh·kw strided views
+    of the (padded) input, so that XLA fuses it into one loop (no window tensor, argmax or one-hot).
+    ``sources``: the spike counts, or the FS inputs (``fill`` NaN, no spikes) whose counts are then
+    computed on the winners only."""
     (kh, kw), (sh, sw) = layer.pool_size, layer.strides
     if layer.padding == "same":  # pad like the pooling does: padding never wins
         pads = []
@@ -105,37 +111,70 @@ def _winner_spikes(layer, values, spike_counts, pooled):
             total = max((-(-n // st) - 1) * st + k - n, 0)
             pads.append([total // 2, total - total // 2])
         values = tf.pad(values, [[0, 0], *pads, [0, 0]], constant_values=float("-inf"))
-        spike_counts = tf.pad(spike_counts, [[0, 0], *pads, [0, 0]])
+        sources = tf.pad(sources, [[0, 0], *pads, [0, 0]], constant_values=fill)
     oh, ow = pooled.shape[1], pooled.shape[2]
-    winner = tf.zeros_like(pooled)
+    winner = tf.fill(tf.shape(pooled), tf.constant(fill, sources.dtype))
     for a in reversed(range(kh)):  # the last assignment wins: the first position in row-major order
         for b in reversed(range(kw)):
             def view(t):
                 return t[:, a:a + (oh - 1) * sh + 1:sh, b:b + (ow - 1) * sw + 1:sw]
 
-            winner = tf.where(tf.equal(view(values), pooled), view(spike_counts), winner)
+            winner = tf.where(tf.equal(view(values), pooled), view(sources), winner)
     return winner
 
 
-def _same_spikes_unscaled(layer, h):
-    """Whether the layer's spikes can be computed with ``voltage_scaling="none"`` (after
-    :func:`_plus_inf_to_nan`), bit for bit.
-
-    Voltage scaling changes gradients only: the strict Heaviside of (v - T)/(|v| + 1) is that of v - T
-    for every finite v (the divisor is >= 1: no sign change, no underflow of a nonzero difference; for
-    tiny |v| it rounds to 1) and both are 0 for v = NaN and v = -inf; v = +inf (0 for the scaled form,
-    inf/inf) is the one difference, hence the NaN. A finite v stays finite while |h| < 2^100 (half an
-    ulp of the largest float32 is 2^103). The point: XLA does not duplicate the division into the two
-    loops that return the output and the spike count, and materialises every step of the chain
-    instead (≈ 7x the evaluation pass on the FS-swish CNN)."""
-    return (layer.voltage_scaling == "abs_plus_one" and bool(np.all(np.abs(h) < 2.0 ** 100))
-            and isinstance(layer.surrogate, Surrogate) and type(layer.surrogate).__call__ is Surrogate.__call__)
+# batch slices whose spike counts are added inside one fused loop before the batch sum (_folded_batch_sum)
+_FOLD = 8
 
 
-def _plus_inf_to_nan(x):
-    """``x`` (float32) with +inf replaced by NaN: neither spikes at any step of either voltage scaling."""
+def _counts_apart(layer, h, T):
+    """Whether the counting pass may compute the layer's spikes with :func:`_spike_counts`, apart from its
+    output, bit for bit: the surrogate's forward is the strict Heaviside (the base ``Surrogate.__call__``),
+    every |T[k]| >= 2^-100 and every h[k] is 0 or 2^-100 <= |h[k]| < 2^100.
+
+    Why these bounds: ``v > T`` is ``v - T > 0`` when T is not tiny (v - T is then 0 or a normal number, so
+    neither flush-to-zero nor denormals-are-zero changes its sign); a finite v stays finite (half an ulp
+    of the largest float32 is 2^103), so +inf, which the ``abs_plus_one`` form never spikes on, comes
+    only from the input; and a potential that differs only by a denormal (v - 0·h under flush-to-zero)
+    makes the same spikes."""
+    surrogate = layer.surrogate
+    if not (isinstance(surrogate, Surrogate) and type(surrogate).__call__ is Surrogate.__call__):
+        return False
+    h, T = np.abs(np.asarray(h, np.float64)), np.abs(np.asarray(T, np.float64))
+    return bool(np.all(np.isfinite(T) & (T >= 2.0 ** -100))
+                and np.all((h == 0) | ((h >= 2.0 ** -100) & (h < 2.0 ** 100))))
+
+
+def _spike_counts(x, h, T, voltage_scaling):
+    """Σ_k z_k of the FS neuron on ``x`` without its output, for parameters that pass
+    :func:`_counts_apart`: selects instead of the spike's products (cheaper for XLA on CPU, the same
+    potentials), ``v > T`` for ``v - T > 0``, and for ``abs_plus_one`` +inf mapped once to NaN (neither
+    spikes at any step) instead of testing ``v != +inf`` at every step. NaN inputs give 0."""
     x = tf.cast(x, tf.float32)
-    return tf.where(tf.equal(x, float("inf")), float("nan"), x)
+    if voltage_scaling == "abs_plus_one":
+        x = tf.where(tf.equal(x, float("inf")), float("nan"), x)
+    v, n = x, tf.zeros_like(x)
+    for k in range(len(h)):
+        fire = v > float(T[k])
+        n = tf.where(fire, n + 1.0, n)
+        if k < len(h) - 1:
+            v = tf.where(fire, v - float(h[k]), v)
+    return n
+
+
+def _folded_batch_sum(fn, tensors, fold):
+    """``Σ_batch fn(*tensors)`` (keepdims), with ``fn`` elementwise over the batch axis (a row of each
+    tensor gives that row of the result). The batch is cut into ``fold`` slices (and the rows left over)
+    whose results are added inside one fused loop: XLA on CPU does not fuse an elementwise producer into
+    a reduction, so this writes and reduces 1/fold of the per-sample counts."""
+    if fold <= 1:
+        return tf.reduce_sum(fn(*tensors), axis=0, keepdims=True)
+    per = tf.shape(tensors[0])[0] // fold
+    total = fn(*[t[:per] for t in tensors])
+    for i in range(1, fold):
+        total = total + fn(*[t[i * per:(i + 1) * per] for t in tensors])
+    rest = fn(*[t[fold * per:] for t in tensors])
+    return tf.reduce_sum(total, axis=0, keepdims=True) + tf.reduce_sum(rest, axis=0, keepdims=True)
 
 
 def _inner_shape(tensor, layer):
@@ -215,7 +254,7 @@ class FSCounter:
                 h, d, T = layer.current_params()
                 self.fs_sites.append({"layer": layer, "params": (h, d, T), "K": int(layer.K),
                                       "n_neurons": int(np.prod(_inner_shape(ins[0], layer))),
-                                      "unscaled": _same_spikes_unscaled(layer, h)})
+                                      "apart": _counts_apart(layer, h, T)})
                 self.order.append(("fs", len(self.fs_sites) - 1))
                 new = _SPIKE
             elif _is_routing(layer):
@@ -274,6 +313,7 @@ class FSCounter:
         sums, analog, spikes = {}, {}, {}
         fs_totals, weight_inputs = [], {}
         fs_i = w_i = 0
+        fold = _FOLD if self.jit_compile else 1  # without XLA nothing is fused
 
         def value(t):
             return env[id(t)] if isinstance(t, keras.KerasTensor) else t
@@ -287,15 +327,26 @@ class FSCounter:
                 kwargs["training"] = False
             ins = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
             if isinstance(layer, FewSpike):
-                h, d, T = self.fs_sites[fs_i]["params"]
+                site = self.fs_sites[fs_i]
+                h, d, T = site["params"]
                 fs_i += 1
-                x, scaling = value(ins[0]), layer.voltage_scaling
-                if self.fs_sites[fs_i - 1]["unscaled"]:
-                    x, scaling = _plus_inf_to_nan(x), "none"
-                y, n = fs_forward(x, h, d, T, scaling, return_spike_count=True, surrogate=layer.surrogate)
-                env[id(out)], sums[id(out)] = y, batch_sum(n)
-                if id(out) in self._per_sample:
-                    spikes[id(out)] = n
+                x = value(ins[0])
+                if site["apart"]:
+                    # the output as the layer computes it; the spikes apart (see _spike_counts): XLA would
+                    # compute fs_forward's K-step chain again for the count anyway
+                    y = fs_forward(x, h, d, T, layer.voltage_scaling, surrogate=layer.surrogate)
+                    decode = functools.partial(_spike_counts, h=h, T=T, voltage_scaling=layer.voltage_scaling)
+                    x = tf.cast(x, tf.float32)
+                    env[id(out)] = y
+                    sums[id(out)] = _folded_batch_sum(decode, [x], fold)
+                    if id(out) in self._per_sample:  # a max-pooling counts its winners' spikes from their inputs
+                        spikes[id(out)] = (x, decode)
+                else:
+                    y, n = fs_forward(x, h, d, T, layer.voltage_scaling, return_spike_count=True,
+                                      surrogate=layer.surrogate)
+                    env[id(out)], sums[id(out)] = y, batch_sum(n)
+                    if id(out) in self._per_sample:
+                        spikes[id(out)] = (n, None)
                 fs_totals.append(tf.reduce_sum(tf.cast(sums[id(out)], tf.float64)))
                 continue
             result = layer(*keras.tree.map_structure(value, args), **keras.tree.map_structure(value, kwargs))
@@ -306,10 +357,14 @@ class FSCounter:
                     weight_inputs[w_i] = (sums[id(ins[0])][0], analog.get(id(ins[0])))
                 w_i += 1
             elif _routes_winner(layer) and id(ins[0]) in sums and id(ins[0]) not in analog:
-                winner = _winner_spikes(layer, value(ins[0]), spikes[id(ins[0])], env[id(out)])
-                sums[id(out)] = batch_sum(winner)
-                if id(out) in self._per_sample:
-                    spikes[id(out)] = winner
+                source, decode = spikes[id(ins[0])]
+                # the winners' FS inputs (no winner: NaN, no spikes), counted on 1/(kh·kw) of the elements;
+                # folding the batch here costs more than it saves (the inputs are then materialised)
+                winner = _winner_spikes(layer, value(ins[0]), source, env[id(out)],
+                                        0.0 if decode is None else float("nan"))
+                sums[id(out)] = batch_sum(winner if decode is None else decode(winner))
+                if id(out) in self._per_sample:  # another max-pooling picks from these winners
+                    spikes[id(out)] = (winner, decode)
             elif _is_routing(layer) and any(id(t) in sums for t in ins):
                 mixed = any(id(t) not in sums or id(t) in analog for t in ins)
 
@@ -340,8 +395,14 @@ class FSCounter:
                     for kt, a in route(analog_map):
                         analog[id(kt)] = a
                 elif any(id(kt) in self._per_sample for kt in keras.tree.flatten(out)):
-                    for kt, s in route(lambda t: spikes[id(t)] if isinstance(t, keras.KerasTensor) else t):
-                        spikes[id(kt)] = s
+                    def counts(t):  # per-sample spike counts of t
+                        if not isinstance(t, keras.KerasTensor):
+                            return t
+                        source, decode = spikes[id(t)]
+                        return source if decode is None else decode(source)
+
+                    for kt, s in route(counts):
+                        spikes[id(kt)] = (s, None)
         counts = list(fs_totals)
         counts += [weight_inputs[i][0] for i in self._spiking]
         counts += [weight_inputs[i][1][0] for i in self._spiking if self.weight_layers[i]["state"] == _MIXED]
