@@ -116,11 +116,11 @@ def run(args):
 
     from tfspike.cli.common import set_seed
     from tfspike.ddim import data as ddim_data
-    from tfspike.distribute import fit, make_strategy
     from tfspike.ddim.callbacks import ImageGridCallback, ResultsWriter
     from tfspike.ddim.diffusion import sample_fs_spike_stats
     from tfspike.ddim.kid import INCEPTION_LABEL, inception_encoder, offline_encoder, offline_label
     from tfspike.ddim.unet import activation_sites, fs_layers, neurons_per_image
+    from tfspike.distribute import fit, make_strategy
     from tfspike.utils.callbacks import SafeCheckpoint, standard_callbacks
     from tfspike.utils.models import count_parameters
 
