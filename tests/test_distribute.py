@@ -193,7 +193,11 @@ FS_SCRIPT = textwrap.dedent("""
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     init = [w.tolist() for w in model.get_weights()]
     hist = fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=2, verbose=0).history
-    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "init": init, "history": hist,
+    from tfspike.models.ttfs_zoo import build_relu_model
+    with strategy.scope():  # BatchNorm of the ReLU VGG_BN twin: global-batch statistics under the strategy
+        bn = [l.synchronized for l in build_relu_model("VGG_BN", "MNIST").layers
+              if isinstance(l, keras.layers.BatchNormalization)]
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "init": init, "history": hist, "bn": bn,
                       "weights": [w.tolist() for w in model.get_weights()]}))
 """)
 
@@ -206,6 +210,8 @@ def test_fs_cnn_mirrored_matches_one_device():
     assert _moved_and_equal(one, two) >= 6
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-5, err_msg=key)
+    # every BatchNorm that a family trains is synchronised under the strategy, and only there
+    assert len(one["bn"]) == 15 and not any(one["bn"]) and all(two["bn"])
 
 
 DDIM_SCRIPT = textwrap.dedent("""
@@ -239,8 +245,8 @@ def test_ddim_mirrored_matches_one_device():
     """A tiny DDIM (swish U-Net with BatchNorm, EMA 0.5, a KID metric): 6 SGD steps (3 epochs of 2 steps of a
     seeded reshuffle, ``steps_per_epoch`` carrying the iterator over) on 2 replicas give the weights, EMA
     weights, losses and KID of one device: the noise is drawn per global batch, BN statistics and KID are
-    those of the global batch. (With FS-Swish sites the two agree to about 2e-5: a float32 reordering of
-    the gradient sum can flip a spike.)"""
+    those of the global batch. (Swish sites: with FS-Swish ones a float32 reordering of the gradient sum can
+    flip a spike, which no float32 tolerance covers; the FS CNN test covers FS neurons under the strategy.)"""
     one, two = _one_device_and_mirrored(DDIM_SCRIPT)
     assert _moved_and_equal(one, two) >= 10  # every conv kernel and bias was trained (the output conv starts at 0)
     assert _moved_and_equal(one, two, "ema") >= 10  # the EMA network followed

@@ -216,8 +216,6 @@ def test_B4_input_gradient_single_step():
 
 def test_B4_pluggable_triangle_surrogate(swish16):
     """surrogate=Triangle(width, peak): same forward values; gradient peak * max(0, 1 - |s| / width)."""
-    from tfspike.surrogates.triangle import Triangle
-
     width, peak = 2.0, 0.5
     x = tf.constant(np.float32([-3.0, -0.5, 0.25, 0.9, 1.0, 1.5, 2.2, 2.9, 3.5]))
     with tf.GradientTape() as tape:
@@ -329,8 +327,6 @@ def _huge_h(p):
 def test_scaled_forward_and_gradients_equal_autodiff_of_the_quotient(mode, case):
     """abs_plus_one computes its forward spikes without the division; outputs, spike counts and the
     gradients of x, h, d and T equal plain autodiff of surrogate((v - T)/(|v| + 1)) bit for bit."""
-    from tfspike.surrogates.triangle import Triangle
-
     p = get_params("stoeckl_sigmoid_k12" if case == "sigmoid_wide_triangle" else "stoeckl_swish_k16")
     params = _huge_h(p) if case == "huge_h" else p.as_tuple()
     surrogate = Triangle(width=2.0, peak=0.5) if case == "sigmoid_wide_triangle" else Triangle()
@@ -350,8 +346,6 @@ def test_scaled_gradients_in_graph_mode_match_to_rounding():
     not bitwise its own eager gradient either): equal to float32 rounding of the summed terms."""
     p = get_params("stoeckl_swish_k16")
     x = scaled_inputs(p)[:3000]  # finite inputs
-    from tfspike.surrogates.triangle import Triangle
-
     new = fs_and_grads(lambda xt, h, d, T: fs_forward(xt, h, d, T, "abs_plus_one", return_spike_count=True),
                        x, p.as_tuple(), "graph")
     old = fs_and_grads(lambda xt, h, d, T: quotient_forward(xt, h, d, T, Triangle()), x, p.as_tuple(), "graph")

@@ -1,4 +1,5 @@
-"""The closed-form backward step of BRF / RF (``brf_update_vjp``, ``rf_update_vjp``) against autodiff.
+"""The closed-form backward step of BRF / RF (a cell's ``closed_form_vjp``: the spike part, then the Euler
+part) against autodiff.
 
 Oracles: a GradientTape of one ``brf_update`` / ``rf_update`` step, and plain autodiff through the
 time loop (``bptt="autodiff"``) for whole networks (inputs and every trainable, loss through the
@@ -10,8 +11,8 @@ import pytest
 import keras
 import tensorflow as tf
 
-from tfspike.rsnn.brf import (BRFParameters, BRFState, RFState, brf_coefficients, brf_residuals, brf_update,
-                              brf_update_vjp, rf_coefficients, rf_residuals, rf_update, rf_update_vjp)
+from tfspike.rsnn.brf import (BRFCell, BRFParameters, BRFState, RFCell, RFState, brf_coefficients, brf_update,
+                              rf_coefficients, rf_update)
 from tfspike.rsnn.engines import StepVJP
 from tfspike.rsnn.model import RSNN
 from tfspike.surrogates import DoubleGaussian, Triangle
@@ -46,11 +47,11 @@ def test_step_vjp_equals_a_tape_of_the_update(neuron, form):
     spike = DoubleGaussian(form=form)
     state, current, omega, b_offset, seeds = _random_step(neuron)
     if neuron == "BRF":
-        params, cls, update, vjp, residuals = BRFParameters(), BRFState, brf_update, brf_update_vjp, brf_residuals
+        params, cls, update, cell = BRFParameters(), BRFState, brf_update, BRFCell
         coefficients = brf_coefficients(omega, b_offset, params)
     else:
         params = BRFParameters(gamma=0.0, max_omega_dt=None)
-        cls, update, vjp, residuals = RFState, rf_update, rf_update_vjp, rf_residuals
+        cls, update, cell = RFState, rf_update, RFCell
         coefficients = rf_coefficients(omega, b_offset, params)
     with tf.GradientTape() as tape:
         tape.watch([current] + state + list(coefficients))
@@ -59,9 +60,11 @@ def test_step_vjp_equals_a_tape_of_the_update(neuron, form):
     expected = tape.gradient(seeded, [current] + state + list(coefficients),
                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
     states_tm = tuple(tf.stack([a, b]) for a, b in zip(state, new))  # t = -1 and t = 0
+    residuals, spike_vjp, state_vjp = cell.vjp_parts  # chained as the cell's closed_form_vjp chains them
     (s,) = residuals(states_tm, params, spike)
     assert float(tf.reduce_mean(tf.cast(s > 1e-3, tf.float32))) > 0.3  # the surrogate is exercised
-    d_current, d_prev, terms = vjp(seeds, cls(*state), (s[0],), coefficients, params)
+    folded = spike_vjp(seeds[0], tuple(seeds[1:]), (s[0],), params)
+    d_current, d_prev, terms = state_vjp(folded, cls(*state), coefficients, params)
     assert d_prev[0] is None  # the previous spikes reach the step only through the current
     _close(d_current, expected[0], 1e-6)
     for got, want in zip(d_prev[1:], expected[2:2 + len(state) - 1]):

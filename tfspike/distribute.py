@@ -195,6 +195,13 @@ def num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def synchronized_batch_norm():
+    """Whether a BatchNormalization built now should use ``synchronized=True``: under a strategy with more than
+    one replica, so that a training step normalises with the statistics of the global batch, as one device
+    does (every family that trains BatchNorm builds it this way: the ReLU VGG_BN twins, the DDIM's U-Net)."""
+    return num_replicas() > 1
+
+
 def batch_share(batch_size):
     """This replica's share ``n_r / Σ n`` of the global batch (a float32 scalar; 1 outside a strategy with
     several replicas), for hand-written losses and loss metrics in a ``train_step`` / ``test_step``.

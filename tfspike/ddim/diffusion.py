@@ -15,7 +15,7 @@ from keras import layers, ops
 
 from tfspike.ddim.kid import KID
 from tfspike.ddim.unet import fs_layers, residual_unet
-from tfspike.distribute import batch_share
+from tfspike.distribute import batch_share, synchronized_batch_norm
 
 
 @keras.saving.register_keras_serializable(package="tfspike")
@@ -33,7 +33,7 @@ class DiffusionModel(keras.Model):
         kid_name: the KID metric name, e.g. ``kid_fmnist_cnn128`` (history key ``val_<kid_name>``).
         seed: seed of the noise and diffusion-time generator.
         synchronized_bn: BatchNormalization statistics over all replicas of the ``tf.distribute`` strategy in
-            scope (None: when it has more than one replica; :func:`tfspike.ddim.unet.residual_unet`).
+            scope (None: :func:`tfspike.distribute.synchronized_batch_norm`; :func:`tfspike.ddim.unet.residual_unet`).
 
     Input shape: images ``(batch, S, S, C)`` in [0, 1] (``fit``/``evaluate`` data).
     Output shape: ``generate(n, steps)`` → ``(n, S, S, C)`` in [0, 1].
@@ -64,7 +64,7 @@ class DiffusionModel(keras.Model):
         self.kid_name, self.seed = kid_name, seed
         self.normalizer = layers.Normalization(name="normalizer")
         if synchronized_bn is None:
-            synchronized_bn = tf.distribute.get_strategy().num_replicas_in_sync > 1
+            synchronized_bn = synchronized_batch_norm()
         self.network = residual_unet(image_size, channels, widths, block_depth, activation, fs_params,
                                      voltage_scaling, embedding_dims,
                                      embedding_max_frequency=embedding_max_frequency,
@@ -227,16 +227,16 @@ class DiffusionModel(keras.Model):
         return self._logs()
 
     def get_metrics_result(self):
-        # the "loss" key of _logs, for tfspike.distribute, which reads the logged values from the metrics
+        # "loss" (= n_loss, the optimised noise loss) is the key the shared NaN stop reads
+        # (keras.callbacks.TerminateOnNaN, tfspike.utils.callbacks.SafeCheckpoint); tfspike.distribute logs
+        # the metrics' results, Keras' fit the step's logs (_logs): both carry it
         results = super().get_metrics_result()
         results["loss"] = results["n_loss"]
         return results
 
     def _logs(self):
-        # "loss" (= n_loss, the optimised noise loss) is the key the shared NaN stop reads
-        # (keras.callbacks.TerminateOnNaN, tfspike.utils.callbacks.SafeCheckpoint).
-        n_loss = self.noise_loss_tracker.result()
-        return {"loss": n_loss, "n_loss": n_loss, "i_loss": self.image_loss_tracker.result()}
+        results = self.get_metrics_result()
+        return {k: results[k] for k in ("loss", "n_loss", "i_loss")}
 
     def test_step(self, data):
         images, noises, diffusion_times, *kid_noise = self._drawn(data, training=False)

@@ -7,6 +7,7 @@ Layer names mirror the reference (``dense_1``, ``dense_output``, ``conv2d_k``, `
 
 import keras
 
+from tfspike.distribute import synchronized_batch_norm
 from tfspike.errors import UserError
 from tfspike.ttfs import TTFSConv2D, TTFSDense, TTFSInput, TTFSMaxPool2D, TTFSModel
 
@@ -112,6 +113,7 @@ def build_relu_model(model_name, data_name, dtype=None, dropout=None):
                    keras.layers.Dense(n_cls, kernel_initializer=out_init, name="dense_output", **kw)]
         return keras.Sequential(layers, name=f"{model_name}_relu")
     bn = uses_bn(model_name)
+    sync_bn = synchronized_batch_norm()  # global-batch statistics under a tf.distribute strategy
     convs, dense = _vgg_plan(data_name)
     k = b = p = 0
     for i, c in enumerate(convs):
@@ -125,7 +127,7 @@ def build_relu_model(model_name, data_name, dtype=None, dropout=None):
                    keras.layers.ReLU(name=f"relu_conv_{k}", **kw)]
         if bn:
             b += 1
-            layers.append(keras.layers.BatchNormalization(name=f"batch_normalization_{b}", **kw))
+            layers.append(keras.layers.BatchNormalization(name=f"batch_normalization_{b}", synchronized=sync_bn, **kw))
         if dropout == "cifar-vgg" and _cifar_vgg_dropout(convs, i):
             layers.append(keras.layers.Dropout(_cifar_vgg_dropout(convs, i), name=f"dropout_conv_{k}", **kw))
     if dropout == "cifar-vgg":
@@ -137,7 +139,7 @@ def build_relu_model(model_name, data_name, dtype=None, dropout=None):
                    keras.layers.ReLU(name=f"relu_dense_{j}", **kw)]
         if bn:
             b += 1
-            layers.append(keras.layers.BatchNormalization(name=f"batch_normalization_{b}", **kw))
+            layers.append(keras.layers.BatchNormalization(name=f"batch_normalization_{b}", synchronized=sync_bn, **kw))
         if dropout == "cifar-vgg":
             layers.append(keras.layers.Dropout(0.5, name=f"dropout_dense_{j}", **kw))
     layers.append(keras.layers.Dense(n_cls, kernel_initializer=out_init, kernel_regularizer=reg,

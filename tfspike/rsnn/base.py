@@ -16,7 +16,6 @@ import tensorflow as tf
 from tfspike.errors import UserError
 from tfspike.rsnn.engines import recurrent_sequence_manual_bptt, run_time_loop
 from tfspike import surrogates
-from tfspike.surrogates.base import backward_is_gradient
 
 
 def joint_glorot_bound(n_in, n_hidden):
@@ -114,11 +113,6 @@ class SpikingCellBase(keras.layers.Layer):
     def closed_form_vjp(self):
         """The step's closed-form backward pass (:class:`~tfspike.rsnn.engines.StepVJP`), or None."""
         return None
-
-    def surrogate_is_closed_form(self):
-        """True when the spike's backward pass is known to be ``dy * surrogate.gradient(x)``, so a
-        closed-form VJP may use ``gradient()`` instead of differentiating the spike."""
-        return backward_is_gradient(self.surrogate)
 
     def update(self, current, states, coefficients):
         raise NotImplementedError

@@ -12,9 +12,9 @@ previous (u, v); the input enters u only, scaled by dt)::
 ``p(w) = -dt w^2 / (1 + sqrt(1 - (dt w)^2))`` exists (the reference returns NaN beyond).
 
 The step functions are pure: ``brf_step(current, state, omega, b_offset, params, spike)``.
-``brf_update_vjp`` / ``rf_update_vjp`` are their backward steps in closed form (derived by hand from
-the updates above), each the spike part (``*_spike_vjp``) then the Euler part (``*_state_vjp``); the
-hand-written BPTT uses the two parts when the surrogate's derivative is ``gradient()``.
+Their backward steps in closed form (derived by hand from the updates above) come in two parts, the spike
+(``brf_spike_vjp`` / ``rf_spike_vjp``) then the Euler update (``brf_state_vjp`` / ``rf_state_vjp``); the
+hand-written BPTT chains them (a cell's ``closed_form_vjp``) when the surrogate's derivative is ``gradient()``.
 ``BRFCell`` / ``RFCell`` are ``keras.layers.RNN`` cells; ``BRF`` / ``RF`` are the sequence layers.
 """
 
@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfspike.errors import UserError
 from tfspike.rsnn.base import SpikingCellBase, SpikingSequenceBase, float_pair
 from tfspike.rsnn.engines import StepVJP
+from tfspike.surrogates.base import backward_is_gradient
 from tfspike.surrogates.double_gaussian import DoubleGaussian
 
 
@@ -154,23 +155,6 @@ def brf_state_vjp(folded, state, coefficients, params=BRFParameters()):
             (dt * (g_v * u - a * v), db))
 
 
-def brf_update_vjp(seeds, state, residuals, coefficients, params=BRFParameters()):
-    """Closed-form vector-Jacobian product of one :func:`brf_update` (explicit Euler, BRF refractory
-    q, surrogate spike): :func:`brf_spike_vjp` then :func:`brf_state_vjp`.
-
-    Args:
-        seeds: gradients of the new :class:`BRFState` ``(g_z, g_u, g_v, g_q)``, each ``(B, H)``.
-        state: the previous :class:`BRFState`.
-        residuals: ``(s_t,)`` from :func:`brf_residuals` at this step.
-        coefficients: ``(w, base_damping)``.
-        params: :class:`BRFParameters`.
-
-    Returns:
-        ``(d_current, d_prev_state, (dw, dbase))`` as :func:`brf_state_vjp`.
-    """
-    return brf_state_vjp(brf_spike_vjp(seeds[0], tuple(seeds[1:]), residuals, params), state, coefficients, params)
-
-
 def brf_step(current, state, omega, b_offset, params=BRFParameters(), spike=None):
     """One BRF step with raw parameters ``omega`` and ``b_offset`` (abs applied here)."""
     return brf_update(current, state, brf_coefficients(omega, b_offset, params), params, spike)
@@ -229,12 +213,6 @@ def rf_state_vjp(folded, state, coefficients, params=BRFParameters(max_omega_dt=
             (dt * (g_v * u - a * v), dt * (a * u + g_v * v)))
 
 
-def rf_update_vjp(seeds, state, residuals, coefficients, params=BRFParameters(max_omega_dt=None)):
-    """Closed-form vector-Jacobian product of one :func:`rf_update`: :func:`rf_spike_vjp` then
-    :func:`rf_state_vjp`. Args and returns as :func:`brf_update_vjp` (RF states, no q)."""
-    return rf_state_vjp(rf_spike_vjp(seeds[0], tuple(seeds[1:]), residuals, params), state, coefficients, params)
-
-
 def rf_step(current, state, omega, b_offset, params=BRFParameters(max_omega_dt=None), spike=None):
     """One RF step with raw parameters."""
     return rf_update(current, state, rf_coefficients(omega, b_offset, params), params, spike)
@@ -276,7 +254,7 @@ class _ResonatorCellBase(SpikingCellBase):
     def closed_form_vjp(self):
         """The :class:`~tfspike.rsnn.engines.StepVJP` of this neuron's update, or None when the
         surrogate's backward pass is not its ``gradient()`` (then the engine takes a GradientTape)."""
-        if not self.surrogate_is_closed_form():
+        if not backward_is_gradient(self.surrogate):
             return None
         (residuals, spike_vjp, state_vjp), params, spike = self.vjp_parts, self.params, self.surrogate
         return StepVJP(lambda states_tm, coefficients: residuals(states_tm, params, spike),
