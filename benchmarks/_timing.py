@@ -1,5 +1,6 @@
 """Shared helpers of the benchmarks: alternating A/B rounds, min/median summaries, the CPU model,
-``--json`` records and the machine's measured fp32 matmul rate (for a roofline).
+``--json`` records, the machine's measured fp32 matmul rate (for a roofline) and the subprocess that
+runs a reference implementation under its own Python (:class:`ReferenceProcess`).
 
 Only :func:`matmul_rate` imports TensorFlow (when called), so the rest stays usable in tests and in
 ``--help``.
@@ -9,7 +10,11 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import tempfile
 import time
+
+from tfspike.errors import UserError
 
 
 def cpu_model():
@@ -55,11 +60,13 @@ def summary(seconds):
 
 def make_record(workload, tfspike_s, ideal_s, reference_s=None, **extra):
     """One ``--json`` record: medians, mins, ``ratio`` (reference / tfspike, medians; None without a
-    reference) and ``roofline_ratio`` (tfspike median / ideal time), plus ``extra`` keys."""
+    reference) and ``roofline_ratio`` (tfspike median / ideal time; None without an ideal time), plus
+    ``extra`` keys."""
     ts = summary(tfspike_s)
     record = {"workload": workload, "tfspike_median_s": ts["median"], "tfspike_min_s": ts["min"],
               "tfspike_n": ts["n"], "reference_median_s": None, "reference_min_s": None, "reference_n": 0,
-              "ratio": None, "ideal_s": ideal_s, "roofline_ratio": ts["median"] / ideal_s}
+              "ratio": None, "ideal_s": ideal_s,
+              "roofline_ratio": None if ideal_s is None else ts["median"] / ideal_s}
     if reference_s:
         rs = summary(reference_s)
         record.update(reference_median_s=rs["median"], reference_min_s=rs["min"], reference_n=rs["n"],
@@ -101,3 +108,42 @@ def matmul_rate(rows=256, n=256, chain=64, repeats=5):
         chained(x0).numpy()
         best = min(best, time.perf_counter() - t0)
     return chain * 2.0 * rows * n * n / best
+
+
+class ReferenceProcess:
+    """A reference implementation driven in a subprocess of ``python`` (``--reference_python``).
+
+    ``driver`` is the source of a script run as ``python -c driver reference_dir``. Protocol: one JSON
+    command per stdin line; each reply is one stdout line starting with ``"@@ "`` (anything else the
+    reference prints is ignored); the first reply, sent unasked, is ``info``. A driver that stops
+    raises a one-line error quoting the last line of its stderr.
+    """
+
+    def __init__(self, python, driver, reference_dir):
+        self.log = tempfile.TemporaryFile(mode="w+")
+        try:
+            self.proc = subprocess.Popen([python, "-c", driver, reference_dir], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
+        except OSError as e:
+            raise UserError(f"--reference_python {python!r} does not run: {e.strerror}")
+        self.info = self._reply()
+
+    def _reply(self):
+        for line in self.proc.stdout:
+            if line.startswith("@@ "):
+                return json.loads(line[3:])
+        self.log.seek(0)
+        tail = [s for s in self.log.read().strip().splitlines() if s.strip()][-1:] or ["no output"]
+        raise UserError(f"the reference subprocess stopped: {tail[0].strip()}")
+
+    def ask(self, **command):
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        self.log.close()

@@ -62,7 +62,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -183,39 +182,6 @@ def synthetic_batch(p, batch, seed=0):
     shape = (batch, p["steps"]) if p["per_step_labels"] else (batch,)
     y = rng.integers(0, p["output_units"], shape).astype("int64")
     return x, y
-
-
-class Reference:
-    """The reference's training step in a ``--reference_python`` subprocess (see ``REFERENCE_DRIVER``)."""
-
-    def __init__(self, python, reference_dir):
-        self.log = tempfile.TemporaryFile(mode="w+")
-        try:
-            self.proc = subprocess.Popen([python, "-c", REFERENCE_DRIVER, reference_dir], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
-        except OSError as e:
-            raise UserError(f"--reference_python {python!r} does not run: {e.strerror}")
-        self.info = self._reply()
-
-    def _reply(self):
-        for line in self.proc.stdout:
-            if line.startswith("@@ "):
-                return json.loads(line[3:])
-        self.log.seek(0)
-        tail = [s for s in self.log.read().strip().splitlines() if s.strip()][-1:] or ["no output"]
-        raise UserError(f"the reference subprocess stopped: {tail[0].strip()}")
-
-    def ask(self, **command):
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
-        return self._reply()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
-        self.log.close()
 
 
 def parse_args(argv):
@@ -352,7 +318,8 @@ def main(argv=None):
     if args.threads:  # before TensorFlow runs its first op
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    reference = Reference(args.reference_python, args.reference_dir) if args.reference_dir else None
+    reference = (_timing.ReferenceProcess(args.reference_python, REFERENCE_DRIVER, args.reference_dir)
+                 if args.reference_dir else None)
     if reference is not None and args.threads:
         reference.info["threads"] = reference.ask(cmd="threads", threads=args.threads)["threads"]
     header = (f"cpu: {_timing.cpu_model()} | load average {_timing.load_average()} | TF {tf.__version__} "

@@ -146,3 +146,47 @@ def test_reference_driver_compiles():
 
 def test_cpu_model_names_the_cores():
     assert "logical cores" in timing.cpu_model()
+
+
+ttfs_bench = _load("ttfs_vs_relu")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--epoch_rounds", "0"], "--epoch_rounds"),
+    (["--epoch", "--reference_python", sys.executable], "go together"),
+    (["--reference_dir", ".", "--reference_python", sys.executable], "add --epoch"),
+    (["--json", "r.json"], "add --epoch"),
+])
+def test_ttfs_bench_bad_flags_raise_user_error(argv, words):
+    with pytest.raises(UserError, match=words):
+        ttfs_bench.parse_args(argv)
+
+
+def test_ttfs_bench_reference_dir_must_be_a_checkout(tmp_path):
+    (tmp_path / "model.py").write_text("def something_else(): pass\n")
+    with pytest.raises(UserError, match="not an equivalent-training-ReLUnetwork-SNN checkout"):
+        ttfs_bench.parse_args(["--epoch", "--reference_dir", str(tmp_path), "--reference_python", sys.executable])
+
+
+def test_reference_process_round_trip_and_a_driver_that_stops(tmp_path):
+    echo = ("import json, sys\n"
+            "print('chatter the protocol ignores')\n"
+            "print('@@ ' + json.dumps({'dir': sys.argv[1]}), flush=True)\n"
+            "for line in sys.stdin:\n"
+            "    c = json.loads(line)\n"
+            "    if c['cmd'] == 'quit':\n"
+            "        break\n"
+            "    if c['cmd'] == 'fail':\n"
+            "        raise SystemExit('the reference needs tf_keras')\n"
+            "    print('@@ ' + json.dumps({'twice': 2 * c['x']}), flush=True)\n")
+    ref = timing.ReferenceProcess(sys.executable, echo, str(tmp_path))
+    assert ref.info == {"dir": str(tmp_path)}
+    assert ref.ask(cmd="double", x=21) == {"twice": 42}
+    ref.close()
+    assert ref.proc.returncode == 0
+    ref = timing.ReferenceProcess(sys.executable, echo, str(tmp_path))
+    with pytest.raises(UserError, match="^the reference subprocess stopped: the reference needs tf_keras$"):
+        ref.ask(cmd="fail")
+    ref.close()
+    with pytest.raises(UserError, match="does not run"):
+        timing.ReferenceProcess(str(tmp_path / "no-python"), echo, str(tmp_path))

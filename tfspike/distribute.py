@@ -14,7 +14,8 @@ global batch, driven by Keras callbacks. Keras 3's ``fit`` cannot do this itself
 its symbolic build reduces the first batch's ``(x, y)`` tuple and fails (keras-team/keras#20585; measured
 with Keras 3.15 / TF 2.21), and under any strategy it draws that batch from a fresh iterator, which moves
 a seeded reshuffling pipeline on by one permutation. Outside a strategy both call Keras' own ``fit`` /
-``evaluate``. Two optional model hooks: ``prepare_global_batch(batch, training)`` runs in cross-replica
+``evaluate``, except that on stacks of batches (``steps_per_element``) :func:`fit` runs each stack's
+steps in one compiled call (``--steps_per_execution`` of the TTFS family). Two optional model hooks: ``prepare_global_batch(batch, training)`` runs in cross-replica
 context on each global batch before it is split (randomness drawn per global batch, as one device draws it:
 the DDIM's noise), and ``optimized_variables`` names the variables the optimizer updates when that is not
 all trainable variables.
@@ -309,10 +310,11 @@ def _replica_rows(batch):
 _STEP_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {"built": its compile, "train"/"test": its traced step}
 
 
-def _build_state(model, dataset):
+def _build_state(model, dataset, stacked=False):
     """Create the optimizer's and the compiled loss/metrics' variables in cross-replica context, from one
-    zero batch shaped like ``dataset``'s elements: variables cannot be created inside ``strategy.run``.
-    (Drawing a real batch would start an extra iterator and move a seeded reshuffle on.)"""
+    zero batch shaped like ``dataset``'s elements (``stacked``: like one batch of its stacks): variables
+    cannot be created inside ``strategy.run`` or a loop. (Drawing a real batch would start an extra
+    iterator and move a seeded reshuffle on.)"""
     import tensorflow as tf
 
     state = _STEP_FUNCTIONS.setdefault(model, {})
@@ -320,7 +322,8 @@ def _build_state(model, dataset):
     if state.get("built") == compiled:
         return
     state.clear()  # traced steps of an earlier compile hold its optimizer
-    batch = tf.nest.map_structure(lambda spec: tf.zeros([1] + list(spec.shape[1:]), spec.dtype),
+    skip = 2 if stacked else 1
+    batch = tf.nest.map_structure(lambda spec: tf.zeros([1] + list(spec.shape[skip:]), spec.dtype),
                                   dataset.element_spec)
     x, y = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
     compiled_loss = y is not None and getattr(model, "loss", None) is not None
@@ -368,6 +371,36 @@ def _step_function(model, kind):
     return functions[kind]
 
 
+def _stacked_step_function(model):
+    """``stack of batches -> metrics``: ``model.train_step`` on each batch of a stack (leading axis), in
+    order, in one ``tf.function`` (XLA-compiled when the model was compiled with ``jit_compile=True``), so
+    the per-step cost of a Keras step — a compiled call, the variables' handles, an iterator read — is
+    paid once per stack. Each step is the model's own, so the updates are those of one step per batch.
+    Traced once per model and stack shape."""
+    functions = _STEP_FUNCTIONS.setdefault(model, {})
+    if "stacked" not in functions:
+        import tensorflow as tf
+
+        step = model.train_step
+
+        @tf.function(jit_compile=bool(model.jit_compile), reduce_retracing=True)
+        def run(stack):
+            count = tf.shape(tf.nest.flatten(stack)[0])[0]
+
+            def batch(i):
+                return tf.nest.map_structure(lambda t: t[i], stack)
+
+            def body(i):
+                step(batch(i))
+                return (i + 1,)
+
+            (last,) = tf.while_loop(lambda i: i < count - 1, body, (tf.constant(0),))
+            return step(batch(last))  # automatic control dependencies order it after the loop's updates
+
+        functions["stacked"] = run
+    return functions["stacked"]
+
+
 def predict(model, dataset):
     """``model.predict(dataset)`` (NumPy); for a model of a strategy with several replicas, the model's
     forward pass on this process, batch by batch (no collective: every worker holds the same weights)."""
@@ -396,8 +429,9 @@ def evaluate(model, dataset, verbose=0, steps=None):
 
 
 def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose=1, steps_per_epoch=None,
-        validation_steps=None, **kwargs):
-    """``model.fit(dataset, ...)``; under a strategy with several replicas, tfspike's distributed loop.
+        validation_steps=None, steps_per_element=1, **kwargs):
+    """``model.fit(dataset, ...)``; under a strategy with several replicas, or on stacks of batches
+    (``steps_per_element`` > 1), tfspike's own loop.
 
     The loop follows Keras' ``fit`` step by step: the callbacks' hooks in the same order (so
     ``BackupAndRestore``, ``TerminateOnNaN``, ``TensorBoard``, checkpoints and learning-rate schedules work
@@ -407,15 +441,25 @@ def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose
     Keras draws them (:class:`_EpochBatches`), so a seeded reshuffle gives the same batches as on one device.
     Returns a ``History``.
 
+    With ``steps_per_element`` > 1 (one device only) every element of ``dataset`` is a stack of up to that
+    many batches (``make_dataset(steps_per_element=...)``), trained in one compiled call
+    (:func:`_stacked_step_function`): the same steps as one per batch, without Keras' per-step overhead.
+    Callbacks then see one batch per stack, as Keras' ``steps_per_execution`` shows them every that many
+    steps, and ``steps_per_epoch`` counts stacks.
+
     Args:
         model: a compiled Keras model (built under the strategy's scope for a distributed run).
-        dataset: a ``tf.data.Dataset`` of global batches ``(x, y)``.
+        dataset: a ``tf.data.Dataset`` of global batches ``(x, y)``, or of stacks of them.
         epochs, validation_data, callbacks, verbose, steps_per_epoch, validation_steps: as for
             ``keras.Model.fit``.
-        **kwargs: passed to ``model.fit`` outside a strategy (``shuffle``...); the distributed loop accepts
+        steps_per_element: batches per element of ``dataset`` (1: plain batches).
+        **kwargs: passed to ``model.fit`` (one device, plain batches: ``shuffle``...); tfspike's loop accepts
             only ``shuffle=False``.
     """
-    if not is_distributed(model):
+    stacked = steps_per_element > 1
+    if stacked and is_distributed(model):
+        raise UserError("tfspike.distribute.fit: steps_per_element > 1 runs on one device only")
+    if not is_distributed(model) and not stacked:
         return model.fit(dataset, epochs=epochs, validation_data=validation_data, callbacks=callbacks,
                          verbose=verbose, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                          **kwargs)
@@ -424,15 +468,15 @@ def fit(model, dataset, *, epochs, validation_data=None, callbacks=None, verbose
     from tfspike.utils.callbacks import backup_epoch
 
     if kwargs and set(kwargs) != {"shuffle"} or kwargs.get("shuffle", False):
-        raise UserError(f"tfspike.distribute.fit: {sorted(kwargs)} are not supported under a strategy "
+        raise UserError(f"tfspike.distribute.fit: {sorted(kwargs)} are not supported in tfspike's loop "
                         f"(shuffle the tf.data pipeline instead)")
     callbacks = list(callbacks or [])
     history = keras.callbacks.History()
     batches = _EpochBatches(dataset, steps_per_epoch)
     hooks = keras.callbacks.CallbackList(callbacks + [history], add_progbar=verbose != 0, model=model,
                                          verbose=verbose, epochs=epochs, steps=batches.steps)
-    _build_state(model, dataset)
-    run = _step_function(model, "train")
+    _build_state(model, dataset, stacked=stacked)
+    run = _stacked_step_function(model) if stacked else _step_function(model, "train")
     model.stop_training = False
     hooks.on_train_begin()
     # BackupAndRestore restored the weights in on_train_begin; its metadata says how many epochs were done

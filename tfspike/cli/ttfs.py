@@ -61,7 +61,7 @@ def add_arguments(p):
     g.add_argument("--eval_batch_size", type=positive_int, default=None,
                    help="evaluation batch size (default max(batch_size, 256); results do not depend on it)")
     g.add_argument("--steps_per_execution", type=positive_int, default=32,
-                   help="training steps per compiled call (amortises per-step overhead; same results)")
+                   help="training steps per compiled call (amortises per-step overhead; same updates)")
 
 
 def validate(args):
@@ -282,12 +282,14 @@ class Run:
                               os.path.join(self.dir, "backup", f"{self.prefix}_last_good.weights.h5"))
         from tfspike.data.pipeline import make_dataset
 
-        train = make_dataset(self.x_train, self.y_train, a.batch_size, shuffle=True, seed=a.seed)
+        # stacks of --steps_per_execution batches, each stack's steps in one compiled call (distribute.fit)
+        train = make_dataset(self.x_train, self.y_train, a.batch_size, shuffle=True, seed=a.seed,
+                             steps_per_element=a.steps_per_execution)
         val = None if self.val is None else make_dataset(*self.val, self.eval_batch_size())
         timer = Timer()
         # the backup is the record's (model type included): an interrupted ReLU run never resumes an SNN run
         hist = fit(self.model, train, epochs=a.epochs, validation_data=val, shuffle=False,  # train is reshuffled
-                   verbose=a.verbose,
+                   verbose=a.verbose, steps_per_element=a.steps_per_execution,
                    callbacks=standard_callbacks(self.dir, self.context.record, ckpt, resume=a.resume))
         self.results["train_seconds"] = timer()
         self.results["history"] = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
