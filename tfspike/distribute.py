@@ -16,8 +16,8 @@ with Keras 3.15 / TF 2.21), and under any strategy it draws that batch from a fr
 a seeded reshuffling pipeline on by one permutation. Outside a strategy both call Keras' own ``fit`` /
 ``evaluate``, except that on stacks of batches (``steps_per_element``) :func:`fit` runs each stack's
 steps in one compiled call (``--steps_per_execution`` of the TTFS family). Two optional model hooks:
-``prepare_global_batch(batch, training)`` runs in cross-replica context on each global batch before it is split (randomness drawn per global batch, as one device draws it:
-the DDIM's noise), and ``optimized_variables`` names the variables the optimizer updates when that is not
+``prepare_global_batch(batch, training)`` runs in cross-replica context on each global batch before
+it is split (randomness drawn per global batch, as one device draws it: the DDIM's noise), and ``optimized_variables`` names the variables the optimizer updates when that is not
 all trainable variables.
 
 Multi-worker runs: only the chief writes the run's record and artifacts; every other worker works in a
